@@ -1,0 +1,78 @@
+"""llmfmri: study large language models the way cognitive neuroscience studies brains.
+
+``import llmfmri`` is light: it imports neither torch nor matplotlib. Public
+names are resolved lazily from their subpackages on first use.
+
+Examples
+--------
+>>> import llmfmri as lf
+>>> lf.__version__  # doctest: +SKIP
+'0.1.0.dev0'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
+
+# public name -> subpackage that defines it
+_LAZY = {
+    # paradigms
+    "load_paradigm": "llmfmri.paradigm",
+    "Paradigm": "llmfmri.paradigm",
+    "ParadigmError": "llmfmri.paradigm",
+    # models
+    "load_model": "llmfmri.models",
+    "get_adapter": "llmfmri.models",
+    "list_sites": "llmfmri.models",
+    "DEFAULT_MODEL": "llmfmri.models",
+    "ModelLoadError": "llmfmri.models",
+    "SiteError": "llmfmri.units",
+    # units
+    "UnitSpace": "llmfmri.units",
+    # recording
+    "record": "llmfmri.recording",
+    "Recording": "llmfmri.recording",
+    "load_recording": "llmfmri.recording",
+    "intervene": "llmfmri.recording",
+    # design and GLM
+    "make_design_matrix": "llmfmri.design",
+    "run_glm": "llmfmri.glm",
+    "compute_contrast": "llmfmri.glm",
+    "FirstLevelGLM": "llmfmri.glm",
+    "SecondLevelGLM": "llmfmri.glm",
+    "UnitMap": "llmfmri.glm",
+    "correct": "llmfmri.glm",
+    # multifractal
+    "multifractal_spectrum": "llmfmri.multifractal",
+    "neuron_network": "llmfmri.multifractal",
+    "NeuroMFA": "llmfmri.multifractal",
+    # helpers
+    "set_verbose": "llmfmri._utils",
+    "get_data_home": "llmfmri._utils",
+}
+
+_SUBPACKAGES = ("paradigm", "models", "units", "recording", "design", "glm", "networks",
+                "decoding", "lesions", "multifractal", "io", "plotting", "reports", "cli")
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"llmfmri.{name}")
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        from ._utils import did_you_mean
+
+        raise AttributeError(
+            f"module 'llmfmri' has no attribute {name!r}." + did_you_mean(name, _LAZY)
+        )
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

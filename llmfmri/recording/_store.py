@@ -1,0 +1,235 @@
+"""On-disk layout of a recording and the crash-safe, resumable run writer.
+
+Store: one zarr (v3) array per run, ``frames x units``, chunked along both axes.
+Why zarr: chunked and compressed, readable lazily and out of core (dask reads
+it directly with ``dask.array.from_zarr``), each chunk written atomically by
+zarr's local store (temporary file, then rename), and no file handle or lock
+to lose when a process dies. The array is created once with an upper bound on
+the run's frames (unwritten chunks take no space), written batch by batch, and
+trimmed to its true length when the run completes, so its metadata is
+written only twice.
+
+Crash safety: after each batch the frames are written first, then one line is
+appended (and fsynced) to the run's journal (``..._journal.jsonl``) with the
+batch's prompt ids, events and the frame count. The journal is the commit
+record: on resume, lines after the last complete one are dropped, frames past
+the committed count are overwritten, and recording continues with the first
+uncommitted prompt. A run is complete only when its sidecar says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._utils import atomic_write_json, atomic_write_text
+
+__all__ = ["RecordingConflictError", "RecordingIncompleteError", "RunPaths", "RunWriter",
+           "bids_label", "EVENT_COLUMNS"]
+
+EVENT_COLUMNS = ["onset", "duration", "trial_type", "block", "run", "trial", "prompt_id",
+                 "frame_kind", "position", "token", "token_id", "logprob"]
+
+
+class RecordingConflictError(FileExistsError):
+    """The output directory holds a different recording."""
+
+
+class RecordingIncompleteError(RuntimeError):
+    """A run of the recording ended early and is not complete."""
+
+
+def bids_label(text):
+    """Make a BIDS-safe label (letters and digits only).
+
+    Examples
+    --------
+    >>> bids_label("HuggingFaceTB/SmolLM2-135M-Instruct")
+    'SmolLM2135MInstruct'
+    """
+    text = str(text).rstrip("/").split("/")[-1]
+    label = re.sub(r"[^A-Za-z0-9]", "", text)
+    return label or "model"
+
+
+class RunPaths:
+    """File names of one run in the BIDS-derivative layout."""
+
+    def __init__(self, root, subject, task, run):
+        self.root = Path(root)
+        self.subject, self.task, self.run = subject, task, int(run)
+        self.func = self.root / f"sub-{subject}" / "func"
+        stem = f"sub-{subject}_task-{task}_run-{self.run}"
+        self.bold = self.func / f"{stem}_bold.zarr"
+        self.events = self.func / f"{stem}_events.tsv"
+        self.sidecar = self.func / f"{stem}_bold.json"
+        self.journal = self.func / f"{stem}_journal.jsonl"
+
+    def remove(self):
+        for p in (self.bold, self.events, self.sidecar, self.journal):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+
+def identity_hash(identity):
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_journal(path, *, repair=False):
+    """Committed batches of a journal; a torn last line (a crash mid-write) is dropped."""
+    entries, good_bytes = [], 0
+    if not Path(path).exists():
+        return entries
+    with open(path, "rb") as fh:
+        data = fh.read()
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break
+        good_bytes += len(line)
+    if repair and good_bytes != len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_bytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return entries
+
+
+class RunWriter:
+    """Write one run: create or resume, commit batches, finalise.
+
+    Parameters
+    ----------
+    paths : RunPaths
+    n_units, max_frames : int
+        Width of a frame, and an upper bound on the run's frames.
+    identity : dict
+        What makes this run this run (model, paradigm hash, sites, units,
+        dtype, frames mode, seed). A different identity on disk is refused
+        unless ``overwrite``.
+    provenance : dict
+        Extra fields for the sidecar (package versions, batch size, device...).
+    """
+
+    def __init__(self, paths, *, n_units, max_frames, dtype, identity, provenance,
+                 chunk_frames=256, unit_chunk=8192, overwrite=False):
+        self.paths = paths
+        self.n_units, self.max_frames = int(n_units), max(int(max_frames), 1)
+        self.dtype = np.dtype(dtype)
+        self.identity = identity
+        self.provenance = provenance
+        self.chunks = (int(chunk_frames), int(min(unit_chunk, n_units)))
+        self.overwrite = overwrite
+        self.n_frames = 0
+        self.done_prompts = []
+        self.array = None
+        self.status = None  # "new", "resumed" or "complete"
+
+    # ------------------------------------------------------------------ open
+    def open(self):
+        import zarr
+
+        p = self.paths
+        if p.sidecar.exists():
+            side = json.loads(p.sidecar.read_text())
+            if side.get("identity") != self.identity:
+                if not self.overwrite:
+                    diff = sorted(k for k in set(side.get("identity", {})) | set(self.identity)
+                                  if side.get("identity", {}).get(k) != self.identity.get(k))
+                    raise RecordingConflictError(
+                        f"{p.sidecar} holds a different recording (differs in: {', '.join(diff)}). "
+                        "Record into another directory, or pass overwrite=True (CLI: --overwrite) "
+                        "to replace it."
+                    )
+                p.remove()
+            elif side.get("complete"):
+                self.status = "complete"
+                self.n_frames = int(side["n_frames"])
+                return self
+        if p.sidecar.exists() and p.bold.exists():
+            self.array = zarr.open_array(str(p.bold), mode="r+")
+            entries = read_journal(p.journal, repair=True)
+            if entries:
+                self.n_frames = int(entries[-1]["n_frames"])
+            self.done_prompts = [pid for e in entries for pid in e["prompt_ids"]]
+            self.status = "resumed"
+            return self
+        p.remove()
+        p.func.mkdir(parents=True, exist_ok=True)
+        self.array = zarr.create_array(
+            store=str(p.bold), shape=(self.max_frames, self.n_units), chunks=self.chunks,
+            dtype=self.dtype, fill_value=0, overwrite=True,
+        )
+        self._write_sidecar(complete=False, start_time=_now())
+        p.journal.write_bytes(b"")
+        self.status = "new"
+        return self
+
+    # ----------------------------------------------------------------- write
+    def commit(self, frames, events, prompt_ids):
+        """Write a batch's frames, then commit it to the journal (fsync)."""
+        frames = np.asarray(frames, dtype=self.dtype)
+        n = frames.shape[0]
+        if self.n_frames + n > self.array.shape[0]:
+            raise RuntimeError(
+                f"run {self.paths.run}: {self.n_frames + n} frames exceed the bound "
+                f"{self.array.shape[0]} computed at the start; this is a bug, please report it."
+            )
+        if n:
+            self.array[self.n_frames:self.n_frames + n] = frames
+        self.n_frames += n
+        entry = {"prompt_ids": list(prompt_ids), "n_frames": self.n_frames, "events": events}
+        line = (json.dumps(entry, default=_json_default) + "\n").encode()
+        with open(self.paths.journal, "ab") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.done_prompts.extend(prompt_ids)
+
+    def finalize(self):
+        """Trim the array, write events.tsv, mark the run complete, drop the journal."""
+        p = self.paths
+        entries = read_journal(p.journal)
+        rows = [row for e in entries for row in e["events"]]
+        events = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+        if len(events) != self.n_frames:
+            raise RuntimeError(f"run {p.run}: {len(events)} events for {self.n_frames} frames.")
+        self.array.resize((self.n_frames, self.n_units))
+        atomic_write_text(p.events, events.to_csv(sep="\t", index=False, na_rep="n/a"))
+        side = json.loads(p.sidecar.read_text())
+        self._write_sidecar(complete=True, start_time=side.get("start_time"), end_time=_now(),
+                            n_frames=self.n_frames)
+        p.journal.unlink(missing_ok=True)
+        self.status = "complete"
+
+    def _write_sidecar(self, *, complete, **extra):
+        side = {"TaskName": self.paths.task, "RepetitionTime": 1.0,
+                "RepetitionTimeUnits": "token (one frame per token step)",
+                "complete": bool(complete), "identity": self.identity,
+                "dtype": str(self.dtype), "chunks": list(self.chunks), **self.provenance, **extra}
+        atomic_write_json(self.paths.sidecar, side)
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if np.isnan(obj) else float(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
