@@ -22,6 +22,9 @@ _LAZY = {
     "load_paradigm": "llmfmri.paradigm",
     "Paradigm": "llmfmri.paradigm",
     "ParadigmError": "llmfmri.paradigm",
+    "collapse_events": "llmfmri.paradigm",
+    "make_events": "llmfmri.paradigm",
+    "library_paradigms": "llmfmri.paradigm",
     # models
     "load_model": "llmfmri.models",
     "get_adapter": "llmfmri.models",

@@ -1,0 +1,161 @@
+"""Events tables in frames: per frame, per prompt, per block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["make_events", "collapse_events", "EVENT_COLUMNS"]
+
+EVENT_COLUMNS = ("onset", "duration", "trial_type", "block", "run", "prompt_id")
+
+
+def make_events(schedule, n_frames):
+    """Per-frame events table from a schedule and the frames each prompt produced.
+
+    Parameters
+    ----------
+    schedule : pandas.DataFrame
+        Rows of :meth:`Paradigm.schedule` (all runs or some), in presentation order.
+    n_frames : sequence of int, length n_rows
+        Frames recorded for each row (e.g. generated tokens; 1 for pooled frames).
+        Zero is allowed (a prompt that produced no frame gets no row).
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        One row per frame with ``onset`` (frame index within its run, in frames),
+        ``duration`` (1 frame), ``trial_type``, ``block``, ``run``, ``prompt_id``,
+        ``trial``, ``role`` and ``frame`` (0-based index of the frame within its prompt).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> sched = pd.DataFrame({"run": [1, 1], "trial": [0, 1], "block": [0, 1],
+    ...                       "trial_type": ["control", "task1"], "role": ["control", "task"],
+    ...                       "prompt_id": ["control-001", "task1-001"]})
+    >>> make_events(sched, [2, 1])[["onset", "duration", "trial_type", "prompt_id"]]
+       onset  duration trial_type    prompt_id
+    0      0         1    control  control-001
+    1      1         1    control  control-001
+    2      2         1      task1    task1-001
+    """
+    n_frames = np.asarray(n_frames)
+    if n_frames.ndim != 1 or len(n_frames) != len(schedule):
+        raise ValueError(f"n_frames must have one entry per schedule row ({len(schedule)}), "
+                         f"but has shape {n_frames.shape}.")
+    if len(n_frames) and (not np.issubdtype(n_frames.dtype, np.integer) or n_frames.min() < 0):
+        raise ValueError(f"n_frames must hold whole numbers >= 0, but got {n_frames[:5]!r}...")
+    missing = [c for c in ("run", "trial", "block", "trial_type", "role", "prompt_id")
+               if c not in schedule.columns]
+    if missing:
+        raise ValueError(f"schedule lacks the column(s) {missing}; pass rows of "
+                         "Paradigm.schedule().")
+    rep = np.repeat(np.arange(len(schedule)), n_frames)
+    rows = schedule.iloc[rep].reset_index(drop=True)
+    within = np.arange(len(rep)) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
+    run = rows["run"].to_numpy()
+    onset = np.zeros(len(rep), dtype=np.int64)
+    for r in pd.unique(run):
+        mask = run == r
+        onset[mask] = np.arange(mask.sum())
+    return pd.DataFrame({
+        "onset": onset,
+        "duration": np.ones(len(rep), dtype=np.int64),
+        "trial_type": rows["trial_type"].to_numpy(dtype=object),
+        "block": rows["block"].to_numpy(dtype=np.int64),
+        "run": run.astype(np.int64),
+        "prompt_id": rows["prompt_id"].to_numpy(dtype=object),
+        "trial": rows["trial"].to_numpy(dtype=np.int64),
+        "role": rows["role"].to_numpy(dtype=object),
+        "frame": within.astype(np.int64),
+    })
+
+
+def collapse_events(events, by="prompt"):
+    """Merge consecutive frames of one prompt (or one block) into one event.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Per-frame events (as the recorder writes): at least ``onset``,
+        ``duration``, ``trial_type``, ``block``, ``run`` and ``prompt_id``,
+        one row per frame, onsets in frames.
+    by : {"prompt", "block"}
+        Merge frames of the same prompt (``run``, ``prompt_id``) or of the same
+        block (``run``, ``block``), as long as they are consecutive.
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        One row per prompt (or block): ``onset`` is the first frame, ``duration``
+        the summed durations (the frame count when each frame lasts 1),
+        ``trial_type``, ``block``, ``run``, ``prompt_id`` (for ``by="prompt"``)
+        or ``n_prompts`` (for ``by="block"``), plus every other column that is
+        constant within each merged event (per-token columns are dropped).
+        It is the table nilearn's ``make_first_level_design_matrix`` accepts
+        (drop ``run``/``block`` or pass one run at a time).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frames = pd.DataFrame({"onset": [0, 1, 2, 3], "duration": 1,
+    ...                        "trial_type": ["control", "control", "task1", "task1"],
+    ...                        "block": [0, 0, 1, 1], "run": 1,
+    ...                        "prompt_id": ["control-001", "control-002",
+    ...                                      "task1-001", "task1-001"],
+    ...                        "token": ["a", "b", "c", "d"]})
+    >>> collapse_events(frames, by="block")
+       onset  duration trial_type  block  run  n_prompts
+    0      0         2    control      0    1          2
+    1      2         2      task1      1    1          1
+    """
+    if by not in ("prompt", "block"):
+        from .._utils import did_you_mean
+
+        raise ValueError(f"Allowed values for by are 'prompt', 'block', but got {by!r}."
+                         + (did_you_mean(by, ["prompt", "block"]) if isinstance(by, str) else ""))
+    if not isinstance(events, pd.DataFrame):
+        raise TypeError(f"events must be a pandas DataFrame, but got {type(events).__name__}.")
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"events lacks the column(s) {missing}; expected at least "
+                         f"{list(EVENT_COLUMNS)} (one row per frame).")
+    ev = events.sort_values(["run", "onset"], kind="stable").reset_index(drop=True)
+    key = ["run", "prompt_id"] if by == "prompt" else ["run", "block"]
+    if len(ev) == 0:
+        cols = list(EVENT_COLUMNS) if by == "prompt" else [c for c in EVENT_COLUMNS
+                                                           if c != "prompt_id"] + ["n_prompts"]
+        return pd.DataFrame({c: pd.Series(dtype=ev[c].dtype if c in ev else "int64")
+                             for c in cols})
+    changed = np.zeros(len(ev), dtype=bool)
+    changed[0] = True
+    for k in key:
+        values = ev[k].to_numpy()
+        changed[1:] |= values[1:] != values[:-1]
+    group = np.cumsum(changed) - 1
+    grouped = ev.groupby(group, sort=False)
+    out = pd.DataFrame({
+        "onset": grouped["onset"].first().to_numpy(),
+        "duration": grouped["duration"].sum().to_numpy(),
+    })
+    keep = ["trial_type", "block", "run"] + (["prompt_id"] if by == "prompt" else [])
+    for c in keep:
+        out[c] = grouped[c].first().to_numpy()
+    if by == "block":
+        out["n_prompts"] = grouped["prompt_id"].nunique().to_numpy()
+    skip = set(EVENT_COLUMNS) | {"trial", "frame", "n_prompts"} | (
+        {"prompt_id"} if by == "block" else set())
+    for c in ev.columns:
+        if c in skip:
+            continue
+        try:
+            constant = bool((grouped[c].nunique(dropna=False) <= 1).all())
+        except TypeError:  # unhashable values
+            continue
+        if constant:
+            out[c] = grouped[c].first().to_numpy()
+    if by == "prompt" and "trial" in ev.columns:
+        if bool((grouped["trial"].nunique() <= 1).all()):
+            out.insert(6, "trial", grouped["trial"].first().to_numpy())
+    return out
