@@ -112,6 +112,20 @@ def test_prompt_and_pooled_frames(tiny_models, tmp_path, frames):
             np.testing.assert_allclose(ev["logprob"].to_numpy()[1:], lp.numpy(), atol=1e-5)
 
 
+def test_pooled_paradigm_keeps_the_response_as_text(tiny_models, tmp_path):
+    model = tiny_models["gpt2"]
+    tok = model.tokenizer
+    rec = record(model, make_paradigm(frames="pooled_last", n_runs=1, max_new_tokens=4),
+                 sites="resid_post", out=tmp_path / "r", progress=False)
+    ev = rec.events(1)
+    assert ev["prompt_id"].is_unique  # still one frame per prompt
+    for _, row in ev.iterrows():
+        p_ids = tok(rec_prompt(rec, row["prompt_id"]))["input_ids"]
+        out = model.generate(torch.tensor([p_ids]), max_new_tokens=4, do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+        assert row["response"] == tok.decode(out[0, len(p_ids):])
+
+
 @pytest.mark.parametrize("do_sample", [False, True])
 def test_batch_equals_alone(tiny_models, tmp_path, do_sample):
     model = tiny_models["gpt2"]

@@ -126,14 +126,17 @@ def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds,
     ids, attn = ids.to(device), attn.to(device)
     pos = (attn.cumsum(1) - 1).clamp(min=0)
 
-    want_gen = mode in ("generated", "both")
+    gen_frames = mode in ("generated", "both")
     want_prompt = mode in ("prompt", "both", "pooled_last", "pooled_mean")
     n_pf = list(lengths) if n_prompt_frames is None else list(n_prompt_frames)
-    T = int(generation.max_new_tokens) if want_gen else 0
+    # prompt and pooled paradigms may still generate a response (for behavioural scoring);
+    # its tokens are kept as text, not as frames
+    T = int(generation.max_new_tokens)
+    want_gen = T > 0
     if want_prompt:
         span = max(n_pf)
         capture.prompt_slice = slice(P - span, P)
-    capture.start(B, T, max(n_pf) if want_prompt else 0)
+    capture.start(B, T if gen_frames else 0, max(n_pf) if want_prompt else 0)
     generators = None
     if want_gen and generation.do_sample:
         generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
@@ -200,7 +203,7 @@ def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds,
             else:
                 frames.append(row); tok.append(ptoks); posn.append(ppos); lps.append(plp)
                 kinds.append(["prompt"] * k)
-        if want_gen:
+        if gen_frames:
             n = int(n_gen[i])
             frames.append(gen_host[i, :n]); tok.append(tokens[i, :n])
             posn.append(np.arange(L - 1, L - 1 + n)); lps.append(logps[i, :n])
@@ -212,5 +215,6 @@ def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds,
             "logprobs": np.concatenate([np.asarray(x, dtype=np.float64) for x in lps]),
             "kinds": [k_ for ks in kinds for k_ in ks],
             "generated_ids": tokens[i, :int(n_gen[i])].tolist() if want_gen else [],
+            "response": tokenizer.decode(tokens[i, :int(n_gen[i])].tolist()) if want_gen else "",
         })
     return results

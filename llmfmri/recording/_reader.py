@@ -119,8 +119,10 @@ class Recording:
         self._check_complete(run)
         ev = pd.read_csv(self._paths(run).events, sep="\t", na_values=["n/a"],
                          keep_default_na=False, dtype={"token": str, "trial_type": str,
-                                                       "prompt_id": str})
+                                                       "prompt_id": str, "response": str})
         ev["token"] = ev["token"].fillna("")
+        if "response" in ev:
+            ev["response"] = ev["response"].fillna("")
         return ev
 
     def select(self, sites=None, layers=None, components=None):

@@ -278,7 +278,7 @@ def _commit(writer, tokenizer, rows, batch, results, run):
             events.append([onset + j, 1, row["trial_type"], int(row["block"]), int(run),
                            int(row["trial"]), row["prompt_id"], res["kinds"][j],
                            int(res["positions"][j]), tokens[j], int(res["token_ids"][j]),
-                           None if np.isnan(lp) else lp])
+                           None if np.isnan(lp) else lp, res["response"]])
         onset += n
         frames.append(res["frames"])
     writer.commit(np.concatenate(frames, axis=0) if frames else np.zeros((0, writer.n_units)),

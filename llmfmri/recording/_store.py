@@ -36,7 +36,7 @@ __all__ = ["RecordingConflictError", "RecordingIncompleteError", "RunPaths", "Ru
            "bids_label", "EVENT_COLUMNS"]
 
 EVENT_COLUMNS = ["onset", "duration", "trial_type", "block", "run", "trial", "prompt_id",
-                 "frame_kind", "position", "token", "token_id", "logprob"]
+                 "frame_kind", "position", "token", "token_id", "logprob", "response"]
 
 
 class RecordingConflictError(FileExistsError):
