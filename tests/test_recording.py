@@ -350,3 +350,27 @@ def test_record_argument_errors(tiny_models, tmp_path):
         record(model, make_paradigm(), out=tmp_path / "x", runs=[5], progress=False)
     with pytest.raises(ValueError, match="Allowed values for dtype"):
         record(model, make_paradigm(), out=tmp_path / "y", dtype="int8", progress=False)
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_recorded_sublayer_sites_match_direct_computation(tiny_models, tmp_path, family):
+    """attn_out, mlp_out and mlp_act frames, checked against the block's own arithmetic."""
+    model = tiny_models[family]
+    adapter = get_adapter(model)
+    rec = record(model, make_paradigm(n_runs=1), sites="all", out=tmp_path / "r", progress=False)
+    data = rec.data(1).astype(np.float64)
+
+    def site(name):
+        return data[:, rec.select(sites=name)]
+
+    pre = site("embed")
+    for i in range(adapter.n_layers):
+        post = site(f"layers.{i}.resid_post")
+        np.testing.assert_allclose(post, pre + site(f"layers.{i}.attn_out") + site(f"layers.{i}.mlp_out"),
+                                   rtol=0, atol=1e-5)
+        w = adapter.weight_matrices(i)["mlp_out"].detach().double().numpy()
+        mod, _ = adapter.hook_point(f"layers.{i}.mlp_act")
+        bias = 0 if getattr(mod, "bias", None) is None else mod.bias.detach().double().numpy()
+        np.testing.assert_allclose(site(f"layers.{i}.mlp_out"), site(f"layers.{i}.mlp_act") @ w.T + bias,
+                                   rtol=0, atol=1e-5)
+        pre = post

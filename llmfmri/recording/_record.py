@@ -180,15 +180,13 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
             raise ValueError(f"runs={list(runs)} names runs {unknown} that the paradigm does not "
                              f"have; its runs are {run_labels}.")
         run_labels = [r for r in run_labels if r in set(runs)]
-    offsets, start = {}, 0
-    indices = {}
+    offsets, indices = {}, {}
     for site in site_list:
-        cols = space.select(sites=site)
-        offsets[site] = (start, start + len(cols))
+        cols = space.select(sites=site)  # contiguous: UnitSpace orders columns site by site
+        offsets[site] = (int(cols[0]), int(cols[-1]) + 1)
         idx = space.table["index"].to_numpy()[cols]
         full = len(idx) == space.site_sizes[site] and np.array_equal(idx, np.arange(len(idx)))
         indices[site] = None if full else torch.as_tensor(idx, dtype=torch.long)
-        start += len(cols)
     capture_dtype = torch.float16 if store_dtype == np.float16 else torch.float32
     capture = _Capture(site_list, indices, offsets, space.n_units, capture_dtype, dev)
     provenance = {
