@@ -51,6 +51,10 @@ _LAZY = {
     "multifractal_spectrum": "llmfmri.multifractal",
     "neuron_network": "llmfmri.multifractal",
     "NeuroMFA": "llmfmri.multifractal",
+    "NeuronNetwork": "llmfmri.multifractal",
+    "MultifractalSpectrum": "llmfmri.multifractal",
+    "degree_of_emergence": "llmfmri.multifractal",
+    "MultifractalError": "llmfmri.multifractal",
     # helpers
     "set_verbose": "llmfmri._utils",
     "get_data_home": "llmfmri._utils",
