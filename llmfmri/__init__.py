@@ -47,6 +47,11 @@ _LAZY = {
     "SecondLevelGLM": "llmfmri.glm",
     "UnitMap": "llmfmri.glm",
     "correct": "llmfmri.glm",
+    "permutation_max_t": "llmfmri.glm",
+    "fit_statsmodels": "llmfmri.glm",
+    "summarize_prompts": "llmfmri.glm",
+    "Contrast": "llmfmri.glm",
+    "GLMResults": "llmfmri.glm",
     # multifractal
     "multifractal_spectrum": "llmfmri.multifractal",
     "neuron_network": "llmfmri.multifractal",

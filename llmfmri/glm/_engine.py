@@ -1,0 +1,708 @@
+"""Vectorised, chunked mass-univariate GLM (OLS and AR(1)) on any (n_frames, n_units) array.
+
+How it works
+------------
+The design ``X`` (n_frames, p) is small; the data ``Y`` (n_frames, n_units)
+may be on disk. ``Y`` is read once, tile by tile (a few hundred frames by a
+few thousand units, aligned with the array's chunks), and every fit is
+computed from per-unit sufficient statistics accumulated over the tiles,
+so peak memory stays near one tile plus the (p, n_units) results.
+
+With ``X = QR`` (thin QR), OLS needs ``Z = Q'Y`` and ``sum_t y_t^2``:
+``beta = R^-1 Z``, ``RSS = |y|^2 - |Z|^2``. Data are centred per unit (by the
+mean of the first tile) when the design contains the constant, so these sums
+keep their precision; the shift goes back into the coefficients.
+
+AR(1): the OLS residuals' lag-1 Yule-Walker coefficient per unit,
+``rho = [sum_t e_t e_{t+1} / (n - 1)] / [sum_t e_t^2 / n]`` (residuals
+demeaned; nilearn's estimator), follows exactly from ``Z``, the lagged
+products ``Q_sym'Y`` (``Q_sym[t] = Q[t+1] + Q[t-1]``) and ``sum_t y_t y_{t+1}``.
+Each unit is then refitted by least squares on prewhitened data
+``y_t - rho y_{t-1}`` with its own ``rho`` (exact, the default) or with ``rho``
+truncated to a grid of ``1 / bins`` as nilearn does (``bins=100``). The
+whitened normal equations are quadratic in ``rho``,
+``G(rho) = A11 - rho S + rho^2 A00 + w0^2 x0 x0'``, built from p x p matrices
+and solved for all units in one batched call; they need no second pass.
+
+The first frame has no predecessor; ``first_frame`` says what to do with it:
+``"keep"`` leaves it unchanged (nilearn's ARModel), ``"scale"`` multiplies it by
+``sqrt(1 - rho^2)`` (Prais-Winsten, the exact GLS of a stationary AR(1), as
+statsmodels ``GLS`` with an AR(1) covariance), ``"drop"`` removes it (statsmodels
+``GLSAR``, one degree of freedom fewer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from .._utils import check_option, logger
+from ..design import check_design_matrix
+from ._contrast import Contrast, contrast_matrix
+from ._stats import t_sf, z_from_t
+
+__all__ = ["run_glm", "GLMResults", "ConstantUnitWarning", "DataError"]
+
+_NOISE_MODELS = ("ols", "ar1")
+_FIRST_FRAME = ("keep", "scale", "drop")
+_BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
+_TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
+_CACHE_BYTES = 2 * 2 ** 20     # piece of a tile processed while in cache
+
+
+class ConstantUnitWarning(UserWarning):
+    """Some units are constant over all frames; their statistics are set to 0 (see run_glm)."""
+
+
+class DataError(ValueError):
+    """Data that cannot be fitted: NaN/inf values, wrong shape or length."""
+
+
+# --------------------------------------------------------------------------- input
+def _shape_of(Y, name="Y"):
+    shape = getattr(Y, "shape", None)
+    if shape is None:
+        Y = np.asarray(Y)
+        shape = Y.shape
+    if len(shape) != 2:
+        raise DataError(
+            f"{name} must be 2-D, of shape (n_frames, n_units), but got shape {tuple(shape)}."
+        )
+    return Y, tuple(int(s) for s in shape)
+
+
+def _chunk_shape(Y):
+    """(rows, cols) of the array's chunks, or (None, None)."""
+    chunks = getattr(Y, "chunks", None)
+    if chunks is None or len(chunks) != 2:
+        return None, None
+    out = []
+    for c in chunks:
+        if isinstance(c, (tuple, list)):  # dask: tuple of block sizes
+            c = max(c) if c else None
+        out.append(int(c) if c else None)
+    return tuple(out)
+
+
+def _default_block(Y, n_frames, n_units, chunk_size):
+    """Units per whole-column read block (used where all frames of a block are needed)."""
+    if chunk_size is not None:
+        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size <= 0:
+            raise ValueError(
+                f"chunk_size must be a positive number of units, but got {chunk_size!r}."
+            )
+        return int(chunk_size)
+    if isinstance(Y, np.ndarray):
+        return n_units  # already in memory; sub-blocking bounds the temporaries
+    _, unit_chunk = _chunk_shape(Y)
+    width = max(1, _BLOCK_BYTES // (n_frames * 8))
+    if unit_chunk:
+        width = max(unit_chunk, (width // unit_chunk) * unit_chunk)
+    return min(width, n_units)
+
+
+def _tiles(Y, n_frames, n_units, chunk_size, n_jobs=1):
+    """Tile layout: (column block width, rows per read, columns and rows per in-cache piece)."""
+    row_chunk, unit_chunk = _chunk_shape(Y)
+    if chunk_size is not None:
+        width = _default_block(Y, n_frames, n_units, chunk_size)
+    elif unit_chunk:
+        width = unit_chunk
+    else:
+        width = 4096 * max(2, n_jobs)
+    width = min(width, n_units)
+    if row_chunk:
+        height = row_chunk
+        while height * 2 * width * 8 <= _TILE_BYTES and height * 2 <= n_frames:
+            height *= 2
+    else:
+        height = 256
+    height = max(1, min(height, n_frames))
+    piece_cols = min(4096, -(-width // max(1, n_jobs)))
+    piece_rows = int(max(16, _CACHE_BYTES // (8 * piece_cols)))
+    return width, height, piece_cols, piece_rows
+
+
+def _iter_blocks(Y, n_units, block):
+    for start in range(0, n_units, block):
+        stop = min(start + block, n_units)
+        yield start, stop, np.asarray(Y[:, start:stop])
+
+
+def _sub_width(n_frames):
+    return int(max(64, min(4096, _CACHE_BYTES // (8 * max(n_frames, 1)))))
+
+
+_CONTROLLER = None
+
+
+@contextlib.contextmanager
+def _blas_single_thread():
+    """Run BLAS single-threaded.
+
+    The matrix products here are small and in cache, where BLAS threads only add
+    synchronisation (badly so on a loaded machine); parallelism comes from
+    ``n_jobs`` threads over pieces instead.
+    """
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        yield
+        return
+    if _CONTROLLER is None:  # scanning the loaded libraries takes ~10 ms: do it once
+        _CONTROLLER = ThreadpoolController()
+    with _CONTROLLER.limit(limits=1, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def _executor(n_jobs):
+    if n_jobs is None or n_jobs == 1:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        yield pool
+
+
+def _check_n_jobs(n_jobs):
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or (n_jobs < 1 and n_jobs != -1):
+        raise ValueError(f"n_jobs must be a positive integer or -1, but got {n_jobs!r}.")
+    return int(n_jobs)
+
+
+def _raise_nonfinite(Y, columns):
+    """Locate NaN/inf values in ``columns`` of Y and raise a DataError naming them."""
+    columns = np.asarray(columns)
+    lo, hi = int(columns.min()), int(columns.max()) + 1
+    sub = np.asarray(Y[:, lo:hi], dtype=np.float64)[:, columns - lo]
+    bad = ~np.isfinite(sub)
+    frames = np.flatnonzero(bad.any(axis=1))
+    units = columns[bad.any(axis=0)]
+    raise DataError(
+        f"Y has NaN or infinite values in {units.size} units (first columns "
+        f"{units[:5].tolist()}) at frames {frames[:5].tolist()}"
+        f"{' ...' if frames.size > 5 else ''}. Drop those frames (and the matching design "
+        "rows) or those units before fitting."
+    )
+
+
+# --------------------------------------------------------------------------- model
+class _Design:
+    """Everything about X that the fits reuse."""
+
+    def __init__(self, X, noise_model, first_frame, bias_correction=False):
+        self.X = X
+        n, p = X.shape
+        self.n, self.p = n, p
+        self.noise_model = noise_model
+        self.first_frame = first_frame
+        self.XtX = X.T @ X
+        Q, R = np.linalg.qr(X)
+        self.Q, self.R = Q, R
+        self.RT = np.ascontiguousarray(R.T)
+        Rinv = solve_triangular(R, np.eye(p), lower=False)
+        self.XtX_inv = Rinv @ Rinv.T
+        ones_coef = Rinv @ Q.sum(axis=0)
+        # the constant lies in the column space: data may be centred per unit first
+        self.has_constant = bool(np.allclose(X @ ones_coef, 1.0, atol=1e-8))
+        snapped = np.round(ones_coef)
+        self.ones_coef = np.where(np.abs(ones_coef - snapped) < 1e-10, snapped, ones_coef)
+        self.Qsum = Q.sum(axis=0)
+        if noise_model == "ols":
+            self.Qstack = np.ascontiguousarray(Q.T)                       # (p, n)
+        else:
+            Qsym = np.zeros_like(Q)
+            Qsym[:-1] += Q[1:]
+            Qsym[1:] += Q[:-1]
+            self.Qstack = np.ascontiguousarray(np.hstack([Q, Qsym]).T)  # (2p, n)
+            self.L = Q[:-1].T @ Q[1:]
+            self.Q0, self.Ql = Q[0].copy(), Q[-1].copy()
+            x0, xl = X[0], X[-1]
+            self.x0, self.xl = x0.copy(), xl.copy()
+            self.x0x0 = np.outer(x0, x0)
+            self.A11 = self.XtX - self.x0x0
+            self.A00 = self.XtX - np.outer(xl, xl)
+            cross = X[1:].T @ X[:-1]
+            self.S = cross + cross.T
+            self.rho_map = _rho_bias_map(Q, self.L) if bias_correction else None
+        if noise_model == "ols" or first_frame != "drop":
+            self.dof = float(n - p)
+        else:
+            self.dof = float(n - 1 - p)
+        if self.dof <= 0:
+            raise DataError(
+                f"The fit has no residual degrees of freedom: {n} frames for {p} regressors"
+                f"{' (one frame dropped by first_frame=drop)' if first_frame == 'drop' else ''}."
+            )
+
+    def w0sq(self, rho):
+        if self.first_frame == "keep":
+            return np.ones_like(rho)
+        if self.first_frame == "drop":
+            return np.zeros_like(rho)
+        return 1.0 - rho * rho
+
+    def gram(self, rho):
+        """Whitened X'X per unit: array of shape (n_units, p, p)."""
+        rho = np.asarray(rho, dtype=np.float64)
+        return (self.A11[None] - rho[:, None, None] * self.S[None]
+                + (rho * rho)[:, None, None] * self.A00[None]
+                + self.w0sq(rho)[:, None, None] * self.x0x0[None])
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(shape):
+    """A per-thread float64 scratch buffer (no page faults from fresh allocations)."""
+    buf = getattr(_LOCAL, "buf", None)
+    size = shape[0] * shape[1]
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1))
+        _LOCAL.buf = buf
+    return buf[:size].reshape(shape)
+
+
+def _rho_bias_map(Q, L, grid=None):
+    """Expected Yule-Walker estimate of OLS residuals as a function of the true AR(1) rho.
+
+    For residuals ``e = R y`` (``R = I - QQ'``) of AR(1) noise with covariance
+    ``V(rho)``, ``E[sum e_t^2] = tr(RV)`` and ``E[sum e_t e_{t+1}] = tr(S R V R)``
+    (``S`` the lag-1 shift). Their ratio (times ``n / (n - 1)``) is the expected
+    estimate ``g(rho)``; inverting ``g`` corrects the downward bias that the
+    residual-forming matrix puts on the estimate (as fmristat's bias correction
+    does). ``V Q`` is computed by forward and backward AR filtering, O(n p) per
+    grid point.
+
+    Returns
+    -------
+    grid, expected : ndarrays, ``expected`` increasing
+    """
+    from scipy.signal import lfilter
+
+    if grid is None:
+        grid = np.linspace(-0.95, 0.99, 61)
+    n = Q.shape[0]
+    SQ = np.zeros_like(Q)
+    SQ[:-1] = Q[1:]
+
+    def vmul(A, r):
+        f = lfilter([1.0], [1.0, -r], A, axis=0)
+        b = lfilter([1.0], [1.0, -r], A[::-1], axis=0)[::-1]
+        return (f + b - A) / (1.0 - r * r)
+
+    out = np.empty(grid.size)
+    for k, r in enumerate(grid):
+        VQ = vmul(Q, r)
+        W = Q.T @ VQ
+        tr_rv = n / (1.0 - r * r) - np.trace(W)
+        SVQ = np.zeros_like(VQ)
+        SVQ[:-1] = VQ[1:]
+        tr_srvr = ((n - 1) * r / (1.0 - r * r) - np.sum(Q * vmul(SQ, r)) - np.sum(Q * SVQ)
+                   + np.trace(L @ W))
+        out[k] = (tr_srvr / (n - 1)) / (tr_rv / n)
+    keep = np.concatenate([[True], np.diff(out) > 0])  # guard monotonicity
+    grid, out = grid[keep], out[keep]
+    # monotone cubic interpolation onto a fine grid: |error| < 1e-4 in rho for n >= 200
+    from scipy.interpolate import PchipInterpolator
+
+    fine = np.linspace(grid[0], grid[-1], 2001)
+    return fine, PchipInterpolator(grid, out)(fine)
+
+
+class _Stats:
+    """Per-unit sufficient statistics of one column block, accumulated over row chunks."""
+
+    def __init__(self, d, width):
+        self.M = np.zeros((d.Qstack.shape[0], width))
+        self.yy = np.zeros(width)
+        self.y1 = np.zeros(width) if d.noise_model == "ar1" else None
+        self.ysum = None if d.has_constant else np.zeros(width)
+        self.y0 = np.zeros(width)
+        self.prev = np.zeros(width)
+        self.shift = None
+
+    def add(self, d, tile, r0, a, b, step):
+        """Add rows ``r0:r0 + len(tile)`` of block columns ``a:b``, ``step`` rows at a time."""
+        for i in range(0, tile.shape[0], step):
+            self._add(d, tile[i:i + step], r0 + i, a, b)
+
+    def _add(self, d, piece, r0, a, b):
+        r1 = r0 + piece.shape[0]
+        Yc = _scratch(piece.shape)
+        if self.shift is not None:
+            np.subtract(piece, self.shift[a:b], out=Yc)
+        else:
+            Yc[...] = piece
+        self.yy[a:b] += np.einsum("ij,ij->j", Yc, Yc)
+        self.M[:, a:b] += d.Qstack[:, r0:r1] @ Yc
+        if self.y1 is not None:
+            self.y1[a:b] += np.einsum("ij,ij->j", Yc[1:], Yc[:-1])
+            if r0 > 0:
+                self.y1[a:b] += self.prev[a:b] * Yc[0]
+        if self.ysum is not None:
+            self.ysum[a:b] += Yc.sum(axis=0)
+        if r0 == 0:
+            self.y0[a:b] = Yc[0]
+        self.prev[a:b] = Yc[-1]
+
+
+def _finish(st, d, bins, rho_given):
+    """Coefficients, residual sum of squares and rho of every unit of a block."""
+    n, p = d.n, d.p
+    Z = st.M[:p]
+    yy = st.yy
+    if d.noise_model == "ols":
+        theta = solve_triangular(d.R, Z, lower=False, check_finite=False)
+        rss = yy - np.einsum("ij,ij->j", Z, Z)
+        rho = None
+    else:
+        Zs = st.M[p:]
+        y1, y0, yl = st.y1, st.y0, st.prev
+        if rho_given is None:
+            # lag-1 Yule-Walker of the demeaned OLS residuals, from sufficient statistics
+            a0 = yy - np.einsum("ij,ij->j", Z, Z)
+            a1 = y1 - np.einsum("ij,ij->j", Z, Zs) + np.einsum("ij,ik,kj->j", Z, d.L, Z)
+            esum = 0.0 if st.ysum is None else st.ysum - d.Qsum @ Z
+            ebar = esum / n
+            e0 = y0 - d.Q0 @ Z
+            el = yl - d.Ql @ Z
+            r0 = (a0 - n * ebar * ebar) / n
+            r1 = (a1 - ebar * (2 * esum - e0 - el) + (n - 1) * ebar * ebar) / (n - 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = np.where(r0 > 1e-13 * (yy / n), r1 / r0, 0.0)
+            if d.rho_map is not None:
+                grid, expected = d.rho_map
+                rho = np.interp(rho, expected, grid)
+            if bins is not None:
+                rho = np.trunc(rho * bins) / bins
+        else:
+            rho = np.asarray(rho_given, dtype=np.float64)
+        if d.first_frame == "scale":
+            rho = np.clip(rho, -0.999999, 0.999999)
+        w0sq = d.w0sq(rho)
+        K = d.RT @ Z                       # X'Y
+        Ks = d.RT @ Zs                     # X[1:]'Y[:-1] + X[:-1]'Y[1:]
+        x0y0 = np.outer(d.x0, y0)
+        h = (K - x0y0) - rho * Ks + (rho * rho) * (K - np.outer(d.xl, yl)) + w0sq * x0y0
+        G = d.gram(rho)
+        theta = np.linalg.solve(G, h.T[..., None])[..., 0].T
+        yw = (yy - y0 * y0) - 2.0 * rho * y1 + rho * rho * (yy - yl * yl) + w0sq * y0 * y0
+        rss = yw - np.einsum("ij,ij->j", theta, h)
+    rss = np.maximum(rss, 0.0)
+    if st.shift is not None:
+        theta = theta + np.outer(d.ones_coef, st.shift)
+    return theta, rss, rho
+
+
+# --------------------------------------------------------------------------- results
+class GLMResults:
+    """A fitted mass-univariate GLM: one regression per unit, same design.
+
+    Attributes
+    ----------
+    design_matrix : pandas.DataFrame of shape (n_frames, n_regressors)
+    columns : list of str
+    noise_model : {"ols", "ar1"}
+    theta : ndarray of shape (n_regressors, n_units)
+        Regression coefficients (``effect`` is an alias).
+    dispersion : ndarray of shape (n_units,)
+        Residual variance ``sigma^2`` (of the whitened residuals for AR(1)).
+    rho : ndarray of shape (n_units,) or None
+        AR(1) coefficient used for each unit (binned if ``bins`` was given).
+    dof : float
+        Residual degrees of freedom, ``n_frames - n_regressors`` (one fewer with
+        ``first_frame="drop"``).
+    constant_units : ndarray of bool, shape (n_units,)
+        Units constant over all frames: dispersion 0 and statistics 0.
+    """
+
+    def __init__(self, design_matrix, design, theta, dispersion, rho, constant_units, *,
+                 bins=None, first_frame="keep", bias_correction=False):
+        self.design_matrix = design_matrix
+        self.columns = [str(c) for c in design_matrix.columns]
+        self._design = design
+        self.noise_model = design.noise_model
+        self.theta = theta
+        self.dispersion = dispersion
+        self.rho = rho
+        self.constant_units = constant_units
+        self.dof = design.dof
+        self.bins = bins
+        self.first_frame = first_frame
+        self.bias_correction = bias_correction
+
+    def __repr__(self):
+        return (f"GLMResults(noise_model={self.noise_model!r}, n_frames={self.n_frames}, "
+                f"n_units={self.n_units}, columns={self.columns})")
+
+    @property
+    def n_frames(self):
+        """Number of frames."""
+        return self._design.n
+
+    @property
+    def n_units(self):
+        """Number of units."""
+        return self.theta.shape[1]
+
+    @property
+    def effect(self):
+        """Regression coefficients, array of shape (n_regressors, n_units)."""
+        return self.theta
+
+    def vcov(self, matrix=None, *, units=None, dispersion=True):
+        """Covariance of ``matrix @ theta`` per unit.
+
+        Parameters
+        ----------
+        matrix : array of shape (q, p), optional
+            Contrast matrix; the identity (all coefficients) by default.
+        units : array of int or slice, optional
+            Units to compute (all by default).
+        dispersion : bool
+            Multiply by the residual variance (``False``: the unscaled ``C G^-1 C'``).
+
+        Returns
+        -------
+        ndarray of shape (q, q, n_units)
+        """
+        C = np.eye(len(self.columns)) if matrix is None else np.atleast_2d(matrix)
+        sel = slice(None) if units is None else units
+        disp = self.dispersion[sel]
+        n = disp.shape[0]
+        q = C.shape[0]
+        if self.rho is None:
+            base = C @ self._design.XtX_inv @ C.T
+            out = np.broadcast_to(base[..., None], (q, q, n)).copy()
+        else:
+            rho = self.rho[sel]
+            out = np.empty((q, q, n))
+            step = 16384
+            for a in range(0, n, step):
+                G = self._design.gram(rho[a:a + step])
+                sol = np.linalg.solve(G, np.broadcast_to(C.T, (G.shape[0],) + C.T.shape))
+                out[:, :, a:a + step] = np.moveaxis(C @ sol, 0, -1)
+        if dispersion:
+            out *= disp
+        return out
+
+    def contrast(self, contrast_def, stat_type=None):
+        """Compute a contrast (see :func:`compute_contrast`)."""
+        C, stat_type, name = contrast_matrix(contrast_def, self.columns, stat_type)
+        effect = C @ self.theta
+        var = self.vcov(C)
+        if stat_type == "t":
+            return Contrast(effect[0], var[0, 0], self.dof, "t", name=name)
+        return Contrast(effect, var, self.dof, "F", name=name)
+
+    # per-regressor summaries, like statsmodels' params / bse / tvalues / pvalues
+    @property
+    def variance(self):
+        """Variance of each coefficient, array of shape (n_regressors, n_units)."""
+        return np.einsum("iiu->iu", self.vcov())
+
+    @property
+    def t(self):
+        """t statistic of each coefficient, (n_regressors, n_units); 0 where the variance is 0."""
+        var = self.variance
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(var > 0, self.theta / np.sqrt(var), 0.0)
+
+    @property
+    def z(self):
+        """z score of each coefficient (same one-sided p as t), (n_regressors, n_units)."""
+        return z_from_t(self.t, self.dof) + 0.0
+
+    @property
+    def p(self):
+        """Two-sided p value of each coefficient (as statsmodels' ``pvalues``); 1 where var is 0."""
+        var = self.variance
+        p = np.minimum(2.0 * t_sf(np.abs(self.t), self.dof), 1.0)
+        return np.where(var > 0, p, 1.0)
+
+
+# --------------------------------------------------------------------------- run_glm
+def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
+            bias_correction=True, chunk_size=None, n_jobs=1, verbose=0):
+    """Fit a GLM to every unit (column) of ``Y``: vectorised and chunked.
+
+    Parameters
+    ----------
+    Y : array-like of shape (n_frames, n_units)
+        numpy array, zarr array, dask array or anything sliceable as
+        ``Y[:, a:b]`` that ``np.asarray`` turns into an array. Read in column
+        blocks (aligned with the array's chunks), so an on-disk array larger
+        than memory works; float32 data are fitted in float64.
+    X : pandas.DataFrame or array of shape (n_frames, n_regressors)
+        Design matrix (see :func:`llmfmri.make_design_matrix`). It must be
+        of full column rank; a rank deficient design raises an error naming
+        the collinear columns.
+    noise_model : {"ols", "ar1"}, default="ols"
+        ``"ar1"``: AR(1) prewhitening with a per-unit Yule-Walker coefficient.
+    bins : int or None, default=None
+        ``None``: each unit is whitened with its own coefficient (exact).
+        An int: coefficients truncated to multiples of ``1 / bins``, as
+        nilearn's ``run_glm`` (``bins=100``) does (with
+        ``bias_correction=False``: nilearn's numbers).
+    first_frame : {"keep", "scale", "drop"}, default="keep"
+        AR(1) treatment of the first frame: unchanged (nilearn), scaled by
+        ``sqrt(1 - rho^2)`` (Prais-Winsten / statsmodels GLS) or dropped
+        (statsmodels GLSAR).
+    rho : array of shape (n_units,), optional
+        Fixed AR(1) coefficients (skip their estimation).
+    bias_correction : bool, default=True
+        Correct the AR(1) coefficients for the downward bias of the
+        Yule-Walker estimate on OLS residuals (the design removes part of
+        the autocorrelation), by inverting its expected value under an
+        AR(1) model for this design. Keeps false positive rates near nominal
+        for short runs (see ``docs/glm.md``). ``False`` gives nilearn's
+        estimator; ``bias_correction=False, bins=100`` gives nilearn's numbers.
+    chunk_size : int, optional
+        Units per tile. ``Y`` is read once in tiles of (row chunk, units): by
+        default the array's own chunks (zarr, dask; rows grown up to 64 MiB
+        tiles) or 256 frames x 4096 units, so peak memory is about one tile
+        plus the (n_regressors, n_units) results.
+    n_jobs : int, default=1
+        Threads over sub-blocks (``-1``: all cores). BLAS runs single-threaded
+        inside each.
+    verbose : int
+        Log progress at INFO level when > 0.
+
+    Returns
+    -------
+    GLMResults
+
+    Warns
+    -----
+    ConstantUnitWarning
+        When some units are constant over all frames. Their coefficients are
+        the constant's exact least-squares fit (``c * pinv(X) @ 1``, with
+        rounding noise below 1e-10 set to 0, so condition effects are 0),
+        their dispersion is 0 and every statistic is 0 (p = 1 two-sided),
+        with no NaN.
+
+    Raises
+    ------
+    DataError
+        For NaN/inf values (naming units and frames) or mismatched lengths.
+    llmfmri.design.DesignMatrixError
+        For a rank deficient or non-finite design.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"task": np.tile([0.0] * 10 + [1.0] * 10, 5), "constant": 1.0})
+    >>> Y = rng.standard_normal((100, 3)); Y[:, 0] += 2 * X["task"].to_numpy()
+    >>> res = run_glm(Y, X)
+    >>> bool(res.contrast("task").z_score()[0] > 5)
+    True
+    """
+    check_option("noise_model", noise_model, _NOISE_MODELS)
+    check_option("first_frame", first_frame, _FIRST_FRAME)
+    if bins is not None and (isinstance(bins, bool) or int(bins) != bins or bins <= 0):
+        raise ValueError(f"bins must be None or a positive integer, but got {bins!r}.")
+    n_jobs = _check_n_jobs(n_jobs)
+    with _blas_single_thread():
+        return _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_size,
+                        n_jobs, verbose)
+
+
+def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_size, n_jobs,
+             verbose):
+    Y, (n_frames, n_units) = _shape_of(Y)
+    X_shape = np.shape(X)
+    if len(X_shape) >= 1 and X_shape[0] != n_frames:
+        raise DataError(
+            f"X and Y must have the same number of frames (rows), but X has shape {X_shape} "
+            f"and Y has shape {(n_frames, n_units)}."
+        )
+    Xdf = check_design_matrix(X, name="X", n_frames=n_frames)
+    if n_units == 0:
+        raise DataError("Y has no units (shape (n_frames, 0)); nothing to fit.")
+    Xa = np.ascontiguousarray(Xdf.to_numpy(dtype=np.float64))
+    d = _Design(Xa, noise_model, first_frame, bias_correction and rho is None)
+    if rho is not None:
+        if noise_model != "ar1":
+            raise ValueError("rho is only used with noise_model='ar1'.")
+        rho = np.broadcast_to(np.asarray(rho, dtype=np.float64), (n_units,))
+        if not np.isfinite(rho).all():
+            raise ValueError("rho must be finite.")
+
+    theta = np.empty((d.p, n_units))
+    rss = np.empty(n_units)
+    rho_out = np.empty(n_units) if noise_model == "ar1" else None
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    width, height, piece, step = _tiles(Y, n_frames, n_units, chunk_size, workers)
+    t0 = time.perf_counter()
+    with _executor(n_jobs) as pool, \
+            np.errstate(invalid="ignore", over="ignore"):  # non-finite data raise below
+        for c0 in range(0, n_units, width):
+            c1 = min(c0 + width, n_units)
+            st = _Stats(d, c1 - c0)
+            for r0 in range(0, n_frames, height):
+                r1 = min(r0 + height, n_frames)
+                tile = np.asarray(Y[r0:r1, c0:c1])
+                if r0 == 0 and d.has_constant:
+                    st.shift = tile.mean(axis=0, dtype=np.float64)
+                spans = [(a, min(a + piece, c1 - c0)) for a in range(0, c1 - c0, piece)]
+                if pool is None or len(spans) == 1:
+                    for a, b in spans:
+                        st.add(d, tile[:, a:b], r0, a, b, step)
+                else:
+                    list(pool.map(lambda ab: st.add(d, tile[:, ab[0]:ab[1]], r0, *ab, step),
+                                  spans))
+            th, r, rh = _finish(st, d, bins, None if rho is None else rho[c0:c1])
+            bad = ~(np.isfinite(r) & np.isfinite(th).all(axis=0))
+            if bad.any():
+                _raise_nonfinite(Y, c0 + np.flatnonzero(bad))
+            theta[:, c0:c1] = th
+            rss[c0:c1] = r
+            if rho_out is not None:
+                rho_out[c0:c1] = rh
+            if verbose:
+                logger.info("run_glm: %d/%d units fitted (%.1f s)", c1, n_units,
+                            time.perf_counter() - t0)
+    # constant units: residuals at rounding level; confirmed exactly on those columns
+    scale = np.abs(theta).max(axis=0)
+    cand = np.flatnonzero(rss <= 1e-20 * n_frames * scale * scale)
+    constant = np.zeros(n_units, dtype=bool)
+    if cand.size:
+        for k in range(0, cand.size, 4096):
+            cols = cand[k:k + 4096]
+            lo, hi = int(cols.min()), int(cols.max()) + 1
+            sub = np.asarray(Y[:, lo:hi])[:, cols - lo]
+            same = (sub == sub[0]).all(axis=0)
+            idx = cols[same]
+            if idx.size:
+                first = np.asarray(sub[0, same], dtype=np.float64)
+                theta[:, idx] = np.outer(d.ones_coef, first)
+                rss[idx] = 0.0
+                if rho_out is not None:
+                    rho_out[idx] = 0.0
+                constant[idx] = True
+    n_const = int(constant.sum())
+    if n_const:
+        warnings.warn(
+            f"{n_const} of {n_units} units are constant over all {n_frames} frames (first "
+            f"columns {np.flatnonzero(constant)[:5].tolist()}); their effects are 0 for any "
+            "contrast orthogonal to the constant, their variance 0, and their t, z set to 0 "
+            "(p = 1 two-sided).",
+            ConstantUnitWarning, stacklevel=3,
+        )
+    dispersion = rss / d.dof
+    return GLMResults(Xdf, d, theta, dispersion, rho_out, constant, bins=bins,
+                      first_frame=first_frame, bias_correction=bool(bias_correction))

@@ -1,0 +1,305 @@
+"""SecondLevelGLM: inference across runs, prompt sets, seeds or models, and over prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._utils import check_option, did_you_mean, logger
+from ..design import check_design_matrix
+from ..design._design import _per_frame, _read_events
+from ._engine import DataError, _default_block, _shape_of, run_glm
+from ._first_level import contrast_to_maps, is_recording
+from ._unitmap import OUTPUT_TYPES, UnitMap
+
+__all__ = ["SecondLevelGLM", "summarize_prompts"]
+
+_STATISTICS = ("mean", "last", "first", "sum")
+
+
+def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", runs=None,
+                      chunk_size=None):
+    """One summary per prompt (or block): the unit of inference at the prompt level.
+
+    Tokens of one prompt are strongly dependent; treating thousands of them
+    as independent samples overstates the evidence. Summarising each prompt
+    first and testing across prompts generalises over prompts instead.
+
+    Parameters
+    ----------
+    data : Recording, array of shape (n_frames, n_units), or list of arrays (runs)
+    events : DataFrame or list of DataFrame, optional
+        Per-frame events (taken from a Recording by default), with a ``by``
+        column and optionally ``trial_type``, ``block``.
+    by : str, default="prompt_id"
+        Events column whose groups are summarised.
+    statistic : {"mean", "last", "first", "sum"}, default="mean"
+        Mean over the group's frames, its last or first frame (last-token
+        pooling), or the sum.
+    runs : list, optional
+        Subset of a Recording's runs.
+    chunk_size : int, optional
+        Units per read block.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per (run, group): ``run``, ``by``, ``n_frames``, and the
+        group's ``trial_type`` and ``block`` when constant within it.
+    values : ndarray of shape (n_groups, n_units)
+    """
+    check_option("statistic", statistic, _STATISTICS)
+    if is_recording(data):
+        runs = list(data.runs) if runs is None else list(runs)
+        arrays = [data.frames(r) for r in runs]
+        events = [data.events(r) for r in runs] if events is None else events
+    else:
+        arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+        runs = list(range(1, len(arrays) + 1)) if runs is None else list(runs)
+    evs = list(events) if isinstance(events, (list, tuple)) else [events]
+    if len(evs) != len(arrays) or any(e is None for e in evs):
+        raise DataError(
+            f"summarize_prompts needs per-frame events for each of the {len(arrays)} runs, "
+            f"but got {len(evs)} events tables."
+        )
+    tables, values = [], []
+    for run, Y, ev in zip(runs, arrays, evs):
+        Y, (n, u) = _shape_of(Y)
+        ev = _read_events(ev)
+        if by not in ev.columns:
+            raise DataError(
+                f"events of run {run} have no {by!r} column; columns are {list(ev.columns)}."
+                + did_you_mean(by, ev.columns)
+            )
+        ft = np.arange(n, dtype=float)
+        labels, covered = _per_frame(ev, by, ft)
+        codes, uniques = pd.factorize(pd.Series(labels), use_na_sentinel=True)
+        G = len(uniques)
+        if G == 0:
+            raise DataError(f"No frame of run {run} has a {by!r} label.")
+        rows = {"run": run, by: list(uniques),
+                "n_frames": np.bincount(codes[codes >= 0], minlength=G)}
+        for col in ("trial_type", "block"):
+            if col in ev.columns and col != by:
+                vals, _ = _per_frame(ev, col, ft)
+                per = []
+                for g in range(G):
+                    v = pd.unique(pd.Series(vals[codes == g]).dropna())
+                    per.append(v[0] if len(v) == 1 else (np.nan if len(v) == 0 else "mixed"))
+                rows[col] = per
+        tables.append(pd.DataFrame(rows))
+        # summary as a (G, n) matrix applied block by block
+        M = np.zeros((G, n))
+        for g in range(G):
+            idx = np.flatnonzero(codes == g)
+            if statistic == "mean":
+                M[g, idx] = 1.0 / idx.size
+            elif statistic == "sum":
+                M[g, idx] = 1.0
+            elif statistic == "last":
+                M[g, idx[-1]] = 1.0
+            else:
+                M[g, idx[0]] = 1.0
+        out = np.empty((G, u))
+        block = _default_block(Y, n, u, chunk_size)
+        for a in range(0, u, block):
+            b = min(a + block, u)
+            Yb = np.asarray(Y[:, a:b], dtype=np.float64)
+            if not np.isfinite(Yb[codes >= 0]).all():
+                raise DataError(f"Run {run} has NaN or infinite values in summarised frames.")
+            out[:, a:b] = M @ Yb
+        values.append(out)
+    table = pd.concat(tables, ignore_index=True)
+    if "trial_type" in table.columns and (table["trial_type"] == "mixed").any():
+        bad = table.loc[table["trial_type"] == "mixed", by].tolist()[:5]
+        logger.warning("summarize_prompts: %s %s span several trial types", by, bad)
+    return table, np.vstack(values)
+
+
+class SecondLevelGLM:
+    """Second-level GLM on per-sample maps: one-sample, paired, two-sample and prompt-level tests.
+
+    Samples can be first-level effect maps of runs, prompt sets, seeds or
+    models (one-sample or paired tests), or per-prompt summaries
+    (:meth:`fit_prompts`), so that inference generalises over prompts.
+    The fit is OLS across samples, per unit.
+
+    Parameters
+    ----------
+    chunk_size : int, optional
+        Units per block.
+
+    Attributes
+    ----------
+    design_matrix_ : pandas.DataFrame of shape (n_samples, n_regressors)
+    results_ : GLMResults
+    units_ : UnitSpace or None
+    sample_table_ : pandas.DataFrame or None
+        The per-prompt table after :meth:`fit_prompts`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> effects = [rng.standard_normal(6) + [3, 0, 0, 0, 0, 0] for _ in range(12)]
+    >>> slm = SecondLevelGLM().fit(effects)
+    >>> float(slm.compute_contrast("intercept", output_type="stat").values[0]) > 5
+    True
+    """
+
+    def __init__(self, *, chunk_size=None):
+        self.chunk_size = chunk_size
+
+    def __repr__(self):
+        return "SecondLevelGLM()"
+
+    def fit(self, second_level_input, design_matrix=None, *, paired_with=None, units=None):
+        """Fit across samples.
+
+        Parameters
+        ----------
+        second_level_input : list of UnitMap, list of arrays, or array of shape (n_samples, n_units)
+            One effect map per sample (e.g. ``effect_size`` maps of runs, seeds
+            or models).
+        design_matrix : DataFrame of shape (n_samples, k), optional
+            Default: one column ``intercept`` (a one-sample t test).
+        paired_with : same type as ``second_level_input``, optional
+            Maps paired with the inputs (same order): the test is on their
+            differences ``input - paired_with`` (a paired t test).
+        units : UnitSpace, optional
+            Units of array inputs (UnitMaps bring theirs).
+
+        Returns
+        -------
+        self
+        """
+        Y, map_units = self._stack(second_level_input, "second_level_input")
+        if paired_with is not None:
+            Y2, _ = self._stack(paired_with, "paired_with")
+            if Y2.shape != Y.shape:
+                raise DataError(
+                    f"paired_with must match second_level_input, but got shapes {Y2.shape} and "
+                    f"{Y.shape}."
+                )
+            Y = Y - Y2
+        n = Y.shape[0]
+        if design_matrix is None:
+            design_matrix = pd.DataFrame({"intercept": np.ones(n)})
+        design_matrix = check_design_matrix(design_matrix, n_frames=n)
+        self.design_matrix_ = design_matrix
+        self.units_ = units if units is not None else map_units
+        if self.units_ is not None and self.units_.n_units != Y.shape[1]:
+            raise DataError(
+                f"units has {self.units_.n_units} units but the maps have {Y.shape[1]}."
+            )
+        self.results_ = run_glm(Y, design_matrix, noise_model="ols", chunk_size=self.chunk_size)
+        self.sample_table_ = None
+        return self
+
+    @staticmethod
+    def _stack(inputs, name):
+        units = None
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) < 2:
+                raise DataError(f"{name} needs at least 2 samples, but got {len(inputs)}.")
+            rows = []
+            for k, m in enumerate(inputs):
+                if isinstance(m, UnitMap):
+                    if m.values.ndim != 1:
+                        raise DataError(f"{name}[{k}] is a 2-D map; give one value per unit.")
+                    if m.units is not None:
+                        if units is None:
+                            units = m.units
+                        elif not (m.units is units or m.units == units):
+                            raise DataError(f"{name}[{k}] has different units from {name}[0].")
+                    rows.append(m.values)
+                else:
+                    rows.append(np.asarray(m, dtype=np.float64).ravel())
+            sizes = {r.size for r in rows}
+            if len(sizes) != 1:
+                raise DataError(
+                    f"All maps in {name} need the same number of units, got {sorted(sizes)}."
+                )
+            Y = np.vstack(rows)
+        else:
+            Y = np.asarray(inputs, dtype=np.float64)
+            if Y.ndim != 2:
+                raise DataError(
+                    f"{name} must be a list of maps or an array of shape (n_samples, n_units), "
+                    f"but got shape {Y.shape}."
+                )
+        return Y, units
+
+    def fit_prompts(self, data, events=None, *, by="prompt_id", condition="trial_type",
+                    statistic="mean", covariates=None, runs=None, units=None):
+        """Prompt-level fit: one summary per prompt, one column per condition.
+
+        Parameters
+        ----------
+        data : Recording, array of shape (n_frames, n_units), or list of arrays (runs)
+        events : DataFrame or list of DataFrame, optional
+            Per-frame events (from the Recording by default).
+        by : str, default="prompt_id"
+            The sampling unit (``"prompt_id"`` or ``"block"``).
+        condition : str, default="trial_type"
+            Events column giving each prompt's condition; prompts without one
+            (baseline) are left out.
+        statistic : {"mean", "last", "first", "sum"}
+            Summary of each prompt's frames (see :func:`summarize_prompts`).
+        covariates : list of str, optional
+            Numeric columns of the prompt table (e.g. ``"n_frames"``), centred
+            and added to the design.
+        runs, units
+            As in :meth:`FirstLevelGLM.fit`.
+
+        Returns
+        -------
+        self
+            ``compute_contrast("a - b")`` then tests conditions across prompts,
+            with ``n_prompts - n_columns`` degrees of freedom.
+        """
+        table, values = summarize_prompts(data, events, by=by, statistic=statistic, runs=runs,
+                                          chunk_size=self.chunk_size)
+        if condition not in table.columns:
+            raise DataError(
+                f"The prompt table has no {condition!r} column (columns {list(table.columns)}); "
+                "pass condition=... naming the events column with each prompt's condition."
+            )
+        keep = table[condition].notna().to_numpy() & (table[condition] != "mixed").to_numpy()
+        if not keep.any():
+            raise DataError(f"No {by} has a single {condition!r}; nothing to compare.")
+        table = table[keep].reset_index(drop=True)
+        values = values[keep]
+        conds = sorted(pd.unique(table[condition]).tolist(), key=str)
+        design = pd.DataFrame({str(c): (table[condition] == c).to_numpy(dtype=float)
+                               for c in conds})
+        for cov in covariates or []:
+            if cov not in table.columns:
+                raise DataError(f"covariate {cov!r} is not a prompt table column "
+                                f"{list(table.columns)}." + did_you_mean(cov, table.columns))
+            v = pd.to_numeric(table[cov], errors="coerce").to_numpy(dtype=float)
+            design[cov] = v - np.nanmean(v)
+        if units is None and is_recording(data):
+            units = data.units
+        self.fit(values, design, units=units)
+        self.sample_table_ = table
+        return self
+
+    def compute_contrast(self, contrast_def="intercept", stat_type=None, output_type="z_score"):
+        """Compute a second-level contrast.
+
+        Parameters
+        ----------
+        contrast_def : str, list of str, dict or array, default="intercept"
+        stat_type : {None, "t", "F"}
+        output_type : {"z_score", "stat", "p_value", "effect_size", "effect_variance", "all"}
+
+        Returns
+        -------
+        UnitMap, or dict of UnitMap for ``"all"``
+        """
+        if not hasattr(self, "results_"):
+            raise RuntimeError("This SecondLevelGLM is not fitted yet; call fit(...) first.")
+        check_option("output_type", output_type, OUTPUT_TYPES + ("all",))
+        return contrast_to_maps(self.results_.contrast(contrast_def, stat_type), self.units_,
+                                output_type)

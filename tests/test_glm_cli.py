@@ -1,0 +1,109 @@
+"""``llmfmri glm DIR --contrast EXPR``: maps with intent codes and a tidy TSV."""
+
+import argparse
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmfmri.glm import _cli
+from llmfmri.glm._cli import add_glm_parser, contrast_slug, run_glm_command
+from llmfmri.units import UnitSpace
+
+
+class TinyRecording:
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.units = UnitSpace({"layers.0.resid_post": 6, "layers.1.resid_post": 6})
+        self.runs = [1, 2]
+        self.task = "functional_networks"
+        self._f, self._e = {}, {}
+        for r in self.runs:
+            n = 120
+            block = np.arange(n) // 15
+            ev = pd.DataFrame({"onset": np.arange(n), "duration": 1,
+                               "trial_type": np.where(block % 2 == 0, "medical_imaging",
+                                                      "control"),
+                               "block": block, "prompt_id": np.arange(n) // 5,
+                               "position": np.arange(n) % 5,
+                               "logprob": -rng.random(n)})
+            Y = rng.standard_normal((n, 12)).astype(np.float32)
+            Y[ev.trial_type == "medical_imaging", :2] += 1.5
+            self._f[r], self._e[r] = Y, ev
+
+    def frames(self, run):
+        return self._f[run]
+
+    def events(self, run):
+        return self._e[run]
+
+    def n_frames(self, run):
+        return len(self._f[run])
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="llmfmri")
+    add_glm_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    rec = TinyRecording()
+    monkeypatch.setattr(_cli, "_load_recording", lambda path: rec)
+    return rec
+
+
+def test_glm_command_writes_maps_and_tsv(fake, tmp_path, capsys):
+    out = tmp_path / "glm"
+    args = parse(["glm", str(tmp_path / "rec"), "-c", "medical_imaging - control",
+                  "-c", "medical_imaging; control", "--confounds", "position,logprob",
+                  "--out", str(out)])
+    assert run_glm_command(args) == 0
+    assert "Wrote 14 maps and tables" in capsys.readouterr().out
+    base = out / "task-functionalNetworks_contrast-medicalImagingMinusControl"
+    z = nib.load(f"{base}_stat-z_statmap.nii.gz")
+    t = nib.load(f"{base}_stat-t_statmap.nii.gz")
+    assert z.header.get_intent()[0] == "z score"
+    assert t.header.get_intent()[0] == "t test" and t.header.get_intent()[1][0] == 230
+    assert nib.load(f"{base}_stat-effect_statmap.nii.gz").header.get_intent()[0] == "estimate"
+    assert nib.load(f"{base}_stat-p_statmap.nii.gz").header.get_intent()[0] == "p value"
+    tsv = pd.read_csv(f"{base}_statmap.tsv", sep="\t")
+    assert tsv.columns.tolist() == ["contrast", "column", "site", "layer", "component", "index",
+                                    "z", "effect", "variance", "t", "p", "p_two_sided", "p_fdr"]
+    assert (tsv["z"][:2] > 3).all() and (tsv["p_fdr"][:2] < 0.05).all()
+    np.testing.assert_allclose(fake.units.from_volume(z.get_fdata()), tsv["z"], rtol=1e-5)
+    side = json.loads(open(f"{base}_statmap.json").read())
+    assert side["noise_model"] == "ar1" and side["confounds"] == ["position", "logprob"]
+    fbase = out / "task-functionalNetworks_contrast-medicalImagingAndControl"
+    assert nib.load(f"{fbase}_stat-F_statmap.nii.gz").header.get_intent()[0] == "f test"
+    assert "F" in pd.read_csv(f"{fbase}_statmap.tsv", sep="\t").columns
+    design = pd.read_csv(out / "task-functionalNetworks_run-1_design.tsv", sep="\t")
+    assert "position" in design.columns
+
+
+def test_glm_command_refuses_to_overwrite_and_subsets_units(fake, tmp_path, capsys):
+    argv = ["glm", str(tmp_path), "-c", "medical_imaging - control", "--out", str(tmp_path / "o")]
+    assert run_glm_command(parse(argv)) == 0
+    assert run_glm_command(parse(argv)) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert run_glm_command(parse(argv + ["--overwrite", "--noise-model", "ols"])) == 0
+    sub = ["glm", str(tmp_path), "-c", "medical_imaging - control", "--layers", "1", "--runs",
+           "2", "--drift-model", "none", "--out", str(tmp_path / "sub")]
+    assert run_glm_command(parse(sub)) == 0
+    tsv = pd.read_csv(next((tmp_path / "sub").glob("*_statmap.tsv")), sep="\t")
+    assert len(tsv) == 6 and set(tsv["layer"]) == {1}
+    bad = ["glm", str(tmp_path), "-c", "medical - control", "--out", str(tmp_path / "bad")]
+    assert run_glm_command(parse(bad)) == 1
+    assert "Did you mean 'medical_imaging'?" in capsys.readouterr().err
+
+
+def test_glm_parser_and_slug():
+    args = parse(["glm", "DIR", "--contrast", "a - b", "--bins", "100", "--hrf-model", "spm"])
+    assert args.recording == "DIR" and args.contrast == ["a - b"] and args.bins == 100
+    with pytest.raises(SystemExit):
+        parse(["glm", "DIR"])  # --contrast is required
+    assert contrast_slug("2*a - b/2") == "2TimesAMinusBOver2"
+    assert contrast_slug("--") == "minusMinus" and contrast_slug("!") == "contrast"
