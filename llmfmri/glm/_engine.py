@@ -3,10 +3,11 @@
 How it works
 ------------
 The design ``X`` (n_frames, p) is small; the data ``Y`` (n_frames, n_units)
-may be on disk. ``Y`` is read once, tile by tile (a few hundred frames by a
-few thousand units, aligned with the array's chunks), and every fit is
-computed from per-unit sufficient statistics accumulated over the tiles,
-so peak memory stays near one tile plus the (p, n_units) results.
+may be on disk. ``Y`` is read once, in column blocks (aligned with the
+array's chunks; 8,192 units of an in-memory array), tile by tile, and every
+fit is computed from per-unit sufficient statistics accumulated over pieces
+of about 2 MiB that stay in cache (centred, squared and summed, multiplied by
+the basis), so peak memory stays near one tile plus the (p, n_units) results.
 
 With ``X = QR`` (thin QR), OLS needs ``Z = Q'Y`` and ``sum_t y_t^2``:
 ``beta = R^-1 Z``, ``RSS = |y|^2 - |Z|^2``. Data are centred per unit (by the
@@ -22,7 +23,10 @@ Each unit is then refitted by least squares on prewhitened data
 truncated to a grid of ``1 / bins`` as nilearn does (``bins=100``). The
 whitened normal equations are quadratic in ``rho``,
 ``G(rho) = A11 - rho S + rho^2 A00 + w0^2 x0 x0'``, built from p x p matrices
-and solved for all units in one batched call; they need no second pass.
+and solved by a Cholesky factorisation vectorised over units; they need no
+second pass. ``Q_sym = 2 Q + D`` (second differences), and only the part of
+``D`` outside the span of ``Q`` needs extra rows in the data product
+(see ``_lag_basis``).
 
 The first frame has no predecessor; ``first_frame`` says what to do with it:
 ``"keep"`` leaves it unchanged (nilearn's ARModel), ``"scale"`` multiplies it by
@@ -54,6 +58,8 @@ _FIRST_FRAME = ("keep", "scale", "drop")
 _BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
 _TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
 _CACHE_BYTES = 2 * 2 ** 20     # piece of a tile processed while in cache
+_BLOCK_UNITS = 8192            # units per task for arrays without chunks
+_CHOL_MAX_P = 16               # vectorised Cholesky over units up to this many regressors
 
 
 class ConstantUnitWarning(UserWarning):
@@ -107,26 +113,34 @@ def _default_block(Y, n_frames, n_units, chunk_size):
     return min(width, n_units)
 
 
-def _tiles(Y, n_frames, n_units, chunk_size, n_jobs=1):
-    """Tile layout: (column block width, rows per read, columns and rows per in-cache piece)."""
+def _tiles(Y, n_frames, n_units, chunk_size):
+    """Tile layout: (columns per block, rows per read, rows per in-cache piece).
+
+    A block (all frames of ``width`` units) is one task; it is read ``height``
+    rows at a time (the array's row chunks, grown up to ``_TILE_BYTES``; an
+    in-memory array is not copied, so all frames at once) and processed
+    ``step`` rows at a time, a piece of about ``_CACHE_BYTES`` that stays in
+    cache while it is centred, squared and multiplied.
+    """
     row_chunk, unit_chunk = _chunk_shape(Y)
     if chunk_size is not None:
         width = _default_block(Y, n_frames, n_units, chunk_size)
     elif unit_chunk:
         width = unit_chunk
     else:
-        width = 4096 * max(2, n_jobs)
-    width = min(width, n_units)
-    if row_chunk:
+        width = _BLOCK_UNITS
+    width = max(1, min(width, n_units))
+    if isinstance(Y, np.ndarray):
+        height = n_frames
+    elif row_chunk:
         height = row_chunk
         while height * 2 * width * 8 <= _TILE_BYTES and height * 2 <= n_frames:
             height *= 2
     else:
         height = 256
     height = max(1, min(height, n_frames))
-    piece_cols = min(4096, -(-width // max(1, n_jobs)))
-    piece_rows = int(max(16, _CACHE_BYTES // (8 * piece_cols)))
-    return width, height, piece_cols, piece_rows
+    step = int(max(8, _CACHE_BYTES // (8 * width)))
+    return width, height, step
 
 
 def _iter_blocks(Y, n_units, block):
@@ -220,13 +234,14 @@ class _Design:
         snapped = np.round(ones_coef)
         self.ones_coef = np.where(np.abs(ones_coef - snapped) < 1e-10, snapped, ones_coef)
         self.Qsum = Q.sum(axis=0)
+        self.zs_map = None
         if noise_model == "ols":
-            self.Qstack = np.ascontiguousarray(Q.T)                       # (p, n)
+            basis = Q                                                     # (n, p)
         else:
             Qsym = np.zeros_like(Q)
             Qsym[:-1] += Q[1:]
             Qsym[1:] += Q[:-1]
-            self.Qstack = np.ascontiguousarray(np.hstack([Q, Qsym]).T)  # (2p, n)
+            basis, self.zs_map = _lag_basis(Q, Qsym)
             self.L = Q[:-1].T @ Q[1:]
             self.Q0, self.Ql = Q[0].copy(), Q[-1].copy()
             x0, xl = X[0], X[-1]
@@ -236,7 +251,13 @@ class _Design:
             self.A00 = self.XtX - np.outer(xl, xl)
             cross = X[1:].T @ X[:-1]
             self.S = cross + cross.T
+            # gram(rho) = gcoef' @ [1, rho, rho^2, w0^2], one entry per row
+            self.gcoef = np.stack([self.A11, -self.S, self.A00, self.x0x0]).reshape(4, p * p)
             self.rho_map = _rho_bias_map(Q, self.L) if bias_correction else None
+        self.k = basis.shape[1]
+        if basis.shape[1] % 8 in (6, 7):  # the BLAS kernel is faster on a multiple of 8 rows
+            basis = np.hstack([basis, np.zeros((n, 8 - basis.shape[1] % 8))])
+        self.Qstack = np.ascontiguousarray(basis.T)                       # (k, n)
         if noise_model == "ols" or first_frame != "drop":
             self.dof = float(n - p)
         else:
@@ -254,6 +275,12 @@ class _Design:
             return np.zeros_like(rho)
         return 1.0 - rho * rho
 
+    def gram_t(self, rho):
+        """Whitened X'X per unit, units last: array of shape (p, p, n_units)."""
+        rho = np.asarray(rho, dtype=np.float64)
+        basis = np.stack([np.ones_like(rho), rho, rho * rho, self.w0sq(rho)])
+        return (self.gcoef.T @ basis).reshape(self.p, self.p, rho.size)
+
     def gram(self, rho):
         """Whitened X'X per unit: array of shape (n_units, p, p)."""
         rho = np.asarray(rho, dtype=np.float64)
@@ -262,16 +289,62 @@ class _Design:
                 + self.w0sq(rho)[:, None, None] * self.x0x0[None])
 
 
+def _lag_basis(Q, Qsym):
+    """Rows to multiply the data by for AR(1): ``Q`` plus what ``Qsym`` adds to its span.
+
+    ``Qsym = 2 Q + D`` with ``D`` the second difference of ``Q``. With its first
+    and last rows set apart (they only multiply ``y_0`` and ``y_{n-1}``, which
+    are kept anyway), ``D = Q A + E`` with ``E`` outside the span of ``Q``.
+    ``E`` often has low rank (drift polynomials and the constant have second
+    differences inside the span; boxcars add one spike train each), so
+    ``Qsym'Y = (2 I + A') Q'Y + V s U'Y + d_0 y_0 + d_{n-1} y_{n-1}`` needs
+    only ``rank(E)`` extra rows in the product instead of ``p``. Singular
+    values below 1e-11 are dropped (``Q`` is orthonormal, so ``D`` is of order
+    one): an error of that relative size.
+
+    Returns
+    -------
+    basis : (n, k) array, the rows (as columns) for the data product
+    zs_map : None (``basis = [Q, Qsym]``) or ``(Bz, Bw, d0, dl)`` with
+        ``Qsym'Y = Bz Q'Y + Bw U'Y + outer(d0, y_0) + outer(dl, y_{n-1})``
+    """
+    n, p = Q.shape
+    if n < 4:
+        return np.hstack([Q, Qsym]), None
+    D = Qsym - 2.0 * Q
+    # boundary rows replaced by linear extrapolation (exact for the second differences
+    # of polynomials up to cubic, so drifts stay inside the span); the differences go
+    # with y_0 and y_{n-1}
+    c0, cl = 2.0 * D[1] - D[2], 2.0 * D[-2] - D[-3]
+    d0, dl = D[0] - c0, D[-1] - cl
+    D[0] = c0
+    D[-1] = cl
+    A = Q.T @ D
+    E = D - Q @ A
+    A2 = Q.T @ E            # re-orthogonalise: E is small where D is nearly in the span
+    A += A2
+    E -= Q @ A2
+    U, s, Vt = np.linalg.svd(E, full_matrices=False)
+    r = int(np.sum(s > 1e-11 * max(1.0, s[0] if s.size else 0.0)))
+    if r >= p:
+        return np.hstack([Q, Qsym]), None
+    Bz = 2.0 * np.eye(p) + A.T
+    Bw = Vt[:r].T * s[:r]
+    return np.hstack([Q, U[:, :r]]), (Bz, Bw, d0, dl)
+
+
 _LOCAL = threading.local()
 
 
-def _scratch(shape):
+def _scratch(shape, slot=0):
     """A per-thread float64 scratch buffer (no page faults from fresh allocations)."""
-    buf = getattr(_LOCAL, "buf", None)
+    bufs = getattr(_LOCAL, "bufs", None)
+    if bufs is None:
+        bufs = _LOCAL.bufs = {}
+    buf = bufs.get(slot)
     size = shape[0] * shape[1]
     if buf is None or buf.size < size:
-        buf = np.empty(max(size, 1))
-        _LOCAL.buf = buf
+        buf = bufs[slot] = np.empty(max(size, 1))
     return buf[:size].reshape(shape)
 
 
@@ -283,47 +356,60 @@ def _rho_bias_map(Q, L, grid=None):
     (``S`` the lag-1 shift). Their ratio (times ``n / (n - 1)``) is the expected
     estimate ``g(rho)``; inverting ``g`` corrects the downward bias that the
     residual-forming matrix puts on the estimate (as fmristat's bias correction
-    does). ``V Q`` is computed by forward and backward AR filtering, O(n p) per
-    grid point.
+    does). With ``V = sum_k rho^|k| S^k / (1 - rho^2)`` every trace is a power
+    series in ``rho`` whose coefficients are lagged cross-products of the
+    columns of ``Q`` (all lags at once by FFT), so all grid points cost one
+    small matrix product.
 
     Returns
     -------
     grid, expected : ndarrays, ``expected`` increasing
     """
-    from scipy.signal import lfilter
+    from scipy.fft import irfft, next_fast_len, rfft
+    from scipy.interpolate import PchipInterpolator
 
     if grid is None:
         grid = np.linspace(-0.95, 0.99, 61)
-    n = Q.shape[0]
-    SQ = np.zeros_like(Q)
+    n, p = Q.shape
+    SQ = np.zeros_like(Q)           # (S Q)_t = Q_{t+1}
     SQ[:-1] = Q[1:]
+    TQ = np.zeros_like(Q)           # (S' Q)_t = Q_{t-1}
+    TQ[1:] = Q[:-1]
+    nfft = next_fast_len(2 * n - 1, real=True)
 
-    def vmul(A, r):
-        f = lfilter([1.0], [1.0, -r], A, axis=0)
-        b = lfilter([1.0], [1.0, -r], A[::-1], axis=0)[::-1]
-        return (f + b - A) / (1.0 - r * r)
+    def folded(c):
+        """c[k] + c[-k] for lags k = 1 .. n-1 (c[0] at k = 0), from a circular correlation."""
+        out = c[:n].copy()
+        out[1:] += c[nfft - 1:nfft - n:-1]
+        return out
 
-    out = np.empty(grid.size)
-    for k, r in enumerate(grid):
-        VQ = vmul(Q, r)
-        W = Q.T @ VQ
-        tr_rv = n / (1.0 - r * r) - np.trace(W)
-        SVQ = np.zeros_like(VQ)
-        SVQ[:-1] = VQ[1:]
-        tr_srvr = ((n - 1) * r / (1.0 - r * r) - np.sum(Q * vmul(SQ, r)) - np.sum(Q * SVQ)
-                   + np.trace(L @ W))
-        out[k] = (tr_srvr / (n - 1)) / (tr_rv / n)
+    FQ = rfft(Q, nfft, axis=0)
+    cFQ = FQ.conj()
+    # C[k] = sum_t Q_t Q_{t+k}' (p x p), c_qs[k] = sum_t Q_t . (SQ)_{t+k}, c_tq likewise
+    C = folded(irfft(cFQ[:, :, None] * FQ[:, None, :], nfft, axis=0)).reshape(n, p * p)
+    c_qs = folded(irfft(np.einsum("fi,fi->f", cFQ, rfft(SQ, nfft, axis=0)), nfft))
+    c_tq = folded(irfft(np.einsum("fi,fi->f", rfft(TQ, nfft, axis=0).conj(), FQ), nfft))
+    powers = np.exp(np.arange(n)[None, :] * np.log(np.abs(grid))[:, None])  # grid ** k
+    powers[grid < 0, 1::2] *= -1.0
+    scale = 1.0 / (1.0 - grid * grid)
+    W = (scale[:, None] * (powers @ C)).reshape(grid.size, p, p)            # Q'VQ
+    tr_rv = n * scale - np.einsum("gii->g", W)
+    tr_srvr = ((n - 1) * grid * scale - scale * (powers @ (c_qs + c_tq))
+               + np.einsum("ij,gji->g", L, W))
+    out = (tr_srvr / (n - 1)) / (tr_rv / n)
     keep = np.concatenate([[True], np.diff(out) > 0])  # guard monotonicity
     grid, out = grid[keep], out[keep]
     # monotone cubic interpolation onto a fine grid: |error| < 1e-4 in rho for n >= 200
-    from scipy.interpolate import PchipInterpolator
-
     fine = np.linspace(grid[0], grid[-1], 2001)
     return fine, PchipInterpolator(grid, out)(fine)
 
 
 class _Stats:
-    """Per-unit sufficient statistics of one column block, accumulated over row chunks."""
+    """Per-unit sufficient statistics of one column block, accumulated over row pieces.
+
+    ``M`` is ``B' Y_c`` (``B`` the basis rows, ``Q`` first), ``yy`` the sum of
+    squares and ``y1`` the lag-1 cross-product of the centred data ``Y_c``.
+    """
 
     def __init__(self, d, width):
         self.M = np.zeros((d.Qstack.shape[0], width))
@@ -334,47 +420,90 @@ class _Stats:
         self.prev = np.zeros(width)
         self.shift = None
 
-    def add(self, d, tile, r0, a, b, step):
-        """Add rows ``r0:r0 + len(tile)`` of block columns ``a:b``, ``step`` rows at a time."""
-        for i in range(0, tile.shape[0], step):
-            self._add(d, tile[i:i + step], r0 + i, a, b)
+    def add(self, d, tile, r0, step):
+        """Add rows ``r0:r0 + len(tile)`` of the block, ``step`` rows at a time.
 
-    def _add(self, d, piece, r0, a, b):
-        r1 = r0 + piece.shape[0]
-        Yc = _scratch(piece.shape)
-        if self.shift is not None:
-            np.subtract(piece, self.shift[a:b], out=Yc)
-        else:
-            Yc[...] = piece
-        self.yy[a:b] += np.einsum("ij,ij->j", Yc, Yc)
-        self.M[:, a:b] += d.Qstack[:, r0:r1] @ Yc
-        if self.y1 is not None:
-            self.y1[a:b] += np.einsum("ij,ij->j", Yc[1:], Yc[:-1])
-            if r0 > 0:
-                self.y1[a:b] += self.prev[a:b] * Yc[0]
-        if self.ysum is not None:
-            self.ysum[a:b] += Yc.sum(axis=0)
-        if r0 == 0:
-            self.y0[a:b] = Yc[0]
-        self.prev[a:b] = Yc[-1]
+        Each piece is centred into a per-thread buffer whose row 0 holds the
+        previous (centred) frame, so the lag-1 product needs no extra term.
+        """
+        m_all, w = tile.shape
+        buf = _scratch((step + 1, w), 0)
+        prod = _scratch(self.M.shape, 1)
+        ar1 = self.y1 is not None
+        for i in range(0, m_all, step):
+            piece = tile[i:i + step]
+            m = piece.shape[0]
+            a = r0 + i
+            B = buf[:m + 1]
+            Yc = B[1:]
+            if self.shift is not None:
+                np.subtract(piece, self.shift, out=Yc)
+            else:
+                Yc[...] = piece
+            self.yy += np.einsum("ij,ij->j", Yc, Yc)
+            np.matmul(d.Qstack[:, a:a + m], Yc, out=prod)
+            self.M += prod
+            if ar1:
+                B[0] = self.prev
+                self.y1 += np.einsum("ij,ij->j", B[:-1], Yc)
+            if self.ysum is not None:
+                self.ysum += Yc.sum(axis=0)
+            if a == 0:
+                self.y0[...] = Yc[0]
+            self.prev[...] = Yc[-1]
+
+
+def _chol_solve(G, h):
+    """Solve ``G[:, :, j] x_j = h[:, j]`` for every unit j (G symmetric positive definite).
+
+    Cholesky vectorised over units (the last axis), for a few regressors:
+    O(p) numpy calls on arrays of n_units, instead of one LAPACK call per unit.
+    Units whose pivots are not positive are solved by LU (``np.linalg.solve``).
+    """
+    p = G.shape[0]
+    Lm = np.zeros_like(G)
+    ok = np.ones(G.shape[2], dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(p):
+            v = G[j:, j] - np.einsum("iku,ku->iu", Lm[j:, :j], Lm[j, :j])
+            ok &= v[0] > 0
+            dj = np.sqrt(v[0])
+            Lm[j, j] = dj
+            Lm[j + 1:, j] = v[1:] / dj
+        z = np.empty_like(h)
+        for i in range(p):
+            z[i] = (h[i] - np.einsum("ku,ku->u", Lm[i, :i], z[:i])) / Lm[i, i]
+        x = np.empty_like(h)
+        for i in range(p - 1, -1, -1):
+            x[i] = (z[i] - np.einsum("ku,ku->u", Lm[i + 1:, i], x[i + 1:])) / Lm[i, i]
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        Gb = np.moveaxis(G[:, :, bad], -1, 0)
+        x[:, bad] = np.linalg.solve(Gb, h[:, bad].T[..., None])[..., 0].T
+    return x
 
 
 def _finish(st, d, bins, rho_given):
     """Coefficients, residual sum of squares and rho of every unit of a block."""
     n, p = d.n, d.p
-    Z = st.M[:p]
+    M = st.M
+    Z = M[:p]
     yy = st.yy
     if d.noise_model == "ols":
         theta = solve_triangular(d.R, Z, lower=False, check_finite=False)
         rss = yy - np.einsum("ij,ij->j", Z, Z)
         rho = None
     else:
-        Zs = st.M[p:]
         y1, y0, yl = st.y1, st.y0, st.prev
+        if d.zs_map is None:
+            Zs = M[p:d.k]
+        else:
+            Bz, Bw, d0, dl = d.zs_map
+            Zs = Bz @ Z + Bw @ M[p:d.k] + np.outer(d0, y0) + np.outer(dl, yl)
         if rho_given is None:
             # lag-1 Yule-Walker of the demeaned OLS residuals, from sufficient statistics
             a0 = yy - np.einsum("ij,ij->j", Z, Z)
-            a1 = y1 - np.einsum("ij,ij->j", Z, Zs) + np.einsum("ij,ik,kj->j", Z, d.L, Z)
+            a1 = y1 - np.einsum("ij,ij->j", Z, Zs) + np.einsum("ij,ij->j", Z, d.L @ Z)
             esum = 0.0 if st.ysum is None else st.ysum - d.Qsum @ Z
             ebar = esum / n
             e0 = y0 - d.Q0 @ Z
@@ -397,8 +526,11 @@ def _finish(st, d, bins, rho_given):
         Ks = d.RT @ Zs                     # X[1:]'Y[:-1] + X[:-1]'Y[1:]
         x0y0 = np.outer(d.x0, y0)
         h = (K - x0y0) - rho * Ks + (rho * rho) * (K - np.outer(d.xl, yl)) + w0sq * x0y0
-        G = d.gram(rho)
-        theta = np.linalg.solve(G, h.T[..., None])[..., 0].T
+        if p <= _CHOL_MAX_P:
+            theta = _chol_solve(d.gram_t(rho), h)
+        else:
+            G = d.gram(rho)
+            theta = np.linalg.solve(G, h.T[..., None])[..., 0].T
         yw = (yy - y0 * y0) - 2.0 * rho * y1 + rho * rho * (yy - yl * yl) + w0sq * y0 * y0
         rss = yw - np.einsum("ij,ij->j", theta, h)
     rss = np.maximum(rss, 0.0)
@@ -573,11 +705,12 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
     chunk_size : int, optional
         Units per tile. ``Y`` is read once in tiles of (row chunk, units): by
         default the array's own chunks (zarr, dask; rows grown up to 64 MiB
-        tiles) or 256 frames x 4096 units, so peak memory is about one tile
-        plus the (n_regressors, n_units) results.
+        tiles, 256 frames without chunks) or 8,192 units of an in-memory
+        array (not copied), so peak memory is about one tile plus the
+        (n_regressors, n_units) results.
     n_jobs : int, default=1
-        Threads over sub-blocks (``-1``: all cores). BLAS runs single-threaded
-        inside each.
+        Threads over column blocks, handed out one at a time (``-1``: all
+        cores). BLAS runs single-threaded inside each.
     verbose : int
         Log progress at INFO level when > 0.
 
@@ -645,37 +778,46 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
     theta = np.empty((d.p, n_units))
     rss = np.empty(n_units)
     rho_out = np.empty(n_units) if noise_model == "ar1" else None
-    workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-    width, height, piece, step = _tiles(Y, n_frames, n_units, chunk_size, workers)
+    width, height, step = _tiles(Y, n_frames, n_units, chunk_size)
+    in_memory = isinstance(Y, np.ndarray)
+    n_shift = min(n_frames, max(step, 64))  # frames whose mean centres the data
     t0 = time.perf_counter()
-    with _executor(n_jobs) as pool, \
-            np.errstate(invalid="ignore", over="ignore"):  # non-finite data raise below
-        for c0 in range(0, n_units, width):
-            c1 = min(c0 + width, n_units)
-            st = _Stats(d, c1 - c0)
+    done = [0]
+    lock = threading.Lock()
+
+    def fit_block(c0):
+        """One task: all frames of units c0:c1, read tile by tile, then solved."""
+        c1 = min(c0 + width, n_units)
+        st = _Stats(d, c1 - c0)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite data raise below
             for r0 in range(0, n_frames, height):
                 r1 = min(r0 + height, n_frames)
-                tile = np.asarray(Y[r0:r1, c0:c1])
+                tile = Y[r0:r1, c0:c1] if in_memory else np.asarray(Y[r0:r1, c0:c1])
                 if r0 == 0 and d.has_constant:
-                    st.shift = tile.mean(axis=0, dtype=np.float64)
-                spans = [(a, min(a + piece, c1 - c0)) for a in range(0, c1 - c0, piece)]
-                if pool is None or len(spans) == 1:
-                    for a, b in spans:
-                        st.add(d, tile[:, a:b], r0, a, b, step)
-                else:
-                    list(pool.map(lambda ab: st.add(d, tile[:, ab[0]:ab[1]], r0, *ab, step),
-                                  spans))
+                    first = tile if not in_memory else tile[:n_shift]
+                    st.shift = first.mean(axis=0, dtype=np.float64)
+                st.add(d, tile, r0, step)
             th, r, rh = _finish(st, d, bins, None if rho is None else rho[c0:c1])
-            bad = ~(np.isfinite(r) & np.isfinite(th).all(axis=0))
-            if bad.any():
-                _raise_nonfinite(Y, c0 + np.flatnonzero(bad))
-            theta[:, c0:c1] = th
-            rss[c0:c1] = r
-            if rho_out is not None:
-                rho_out[c0:c1] = rh
-            if verbose:
-                logger.info("run_glm: %d/%d units fitted (%.1f s)", c1, n_units,
+        bad = ~(np.isfinite(r) & np.isfinite(th).all(axis=0))
+        if bad.any():
+            _raise_nonfinite(Y, c0 + np.flatnonzero(bad))
+        theta[:, c0:c1] = th
+        rss[c0:c1] = r
+        if rho_out is not None:
+            rho_out[c0:c1] = rh
+        if verbose:
+            with lock:
+                done[0] += c1 - c0
+                logger.info("run_glm: %d/%d units fitted (%.1f s)", done[0], n_units,
                             time.perf_counter() - t0)
+
+    starts = range(0, n_units, width)
+    with _executor(n_jobs) as pool:
+        if pool is None or len(starts) == 1:
+            for c0 in starts:
+                fit_block(c0)
+        else:  # blocks are handed out one at a time: a busy core just takes fewer
+            list(pool.map(fit_block, starts))
     # constant units: residuals at rounding level; confirmed exactly on those columns
     scale = np.abs(theta).max(axis=0)
     cand = np.flatnonzero(rss <= 1e-20 * n_frames * scale * scale)
