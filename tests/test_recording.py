@@ -374,3 +374,27 @@ def test_recorded_sublayer_sites_match_direct_computation(tiny_models, tmp_path,
         np.testing.assert_allclose(site(f"layers.{i}.mlp_out"), site(f"layers.{i}.mlp_act") @ w.T + bias,
                                    rtol=0, atol=1e-5)
         pre = post
+
+
+def test_continuous_run_restarts_when_resumed(tiny_models, tmp_path, monkeypatch):
+    from llmfmri.recording import _store
+
+    model = tiny_models["gpt2"]
+    par = make_paradigm(context="continuous", n_runs=1, max_new_tokens=3)
+    ref = record(model, par, sites="resid_post", out=tmp_path / "ref", progress=False)
+    real_commit = _store.RunWriter.commit
+    calls = {"n": 0}
+
+    def crashing_commit(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(_store.RunWriter, "commit", crashing_commit)
+    with pytest.raises(KeyboardInterrupt):
+        record(model, par, sites="resid_post", out=tmp_path / "r", progress=False)
+    monkeypatch.setattr(_store.RunWriter, "commit", real_commit)
+    resumed = record(model, par, sites="resid_post", out=tmp_path / "r", progress=False)
+    np.testing.assert_array_equal(resumed.data(1), ref.data(1))
+    assert resumed.events(1).equals(ref.events(1))

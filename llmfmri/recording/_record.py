@@ -13,7 +13,8 @@ import numpy as np
 
 from .._utils import atomic_write_json, check_option
 from ..units import UnitSpace
-from ._store import RecordingConflictError, RunPaths, RunWriter, bids_label, identity_hash
+from ._store import (RecordingConflictError, RunPaths, RunWriter, bids_label, identity_diff,
+                     identity_hash)
 
 logger = logging.getLogger("llmfmri")
 
@@ -201,20 +202,23 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
         rows = schedule[schedule["run"] == run].reset_index(drop=True)
         encoded = [_encode(tokenizer, t, gen.chat_template) for t in rows["prompt"]]
         max_frames = _frame_bound(encoded, mode, gen.max_new_tokens)
-        writer = RunWriter(RunPaths(out, subject, task, run), n_units=space.n_units,
-                           max_frames=max_frames, dtype=store_dtype,
-                           identity={**identity, "run": int(run)}, provenance=provenance,
-                           chunk_frames=chunk_frames, overwrite=overwrite).open()
+        paths = RunPaths(out, subject, task, run)
+
+        def open_writer():
+            return RunWriter(paths, n_units=space.n_units, max_frames=max_frames,
+                             dtype=store_dtype, identity={**identity, "run": int(run)},
+                             provenance=provenance, chunk_frames=chunk_frames,
+                             overwrite=overwrite).open()
+
+        writer = open_writer()
         if writer.status == "complete":
             logger.info("run %d already complete in %s; skipped", run, out)
             continue
         if continuous and writer.done_prompts:
             logger.warning("run %d: continuous-context runs restart from their first prompt "
                            "when resumed.", run)
-            writer.paths.remove()
-            writer = RunWriter(writer.paths, n_units=space.n_units, max_frames=max_frames,
-                               dtype=store_dtype, identity={**identity, "run": int(run)},
-                               provenance=provenance, chunk_frames=chunk_frames).open()
+            paths.remove()
+            writer = open_writer()
         done = set(writer.done_prompts)
         todo = [i for i, pid in enumerate(rows["prompt_id"]) if pid not in done]
         if writer.status == "resumed":
@@ -308,8 +312,7 @@ def _prepare_dataset(out, paradigm, space, identity, subject, task, overwrite):
         old = json.loads(rec_json.read_text())
         if old.get("identity") != dataset_id:
             if not overwrite:
-                diff = sorted(k for k in set(old.get("identity", {})) | set(dataset_id)
-                              if old.get("identity", {}).get(k) != dataset_id.get(k))
+                diff = identity_diff(old.get("identity", {}), dataset_id)
                 raise RecordingConflictError(
                     f"{out} already holds a different recording (differs in: {', '.join(diff)}). "
                     "Record into another directory, or pass overwrite=True (CLI: --overwrite) to "

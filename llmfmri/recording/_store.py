@@ -85,6 +85,11 @@ def identity_hash(identity):
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def identity_diff(old, new):
+    """Names of the identity fields that differ between two recordings."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def read_journal(path, *, repair=False):
     """Committed batches of a journal; a torn last line (a crash mid-write) is dropped."""
     entries, good_bytes = [], 0
@@ -147,8 +152,7 @@ class RunWriter:
             side = json.loads(p.sidecar.read_text())
             if side.get("identity") != self.identity:
                 if not self.overwrite:
-                    diff = sorted(k for k in set(side.get("identity", {})) | set(self.identity)
-                                  if side.get("identity", {}).get(k) != self.identity.get(k))
+                    diff = identity_diff(side.get("identity", {}), self.identity)
                     raise RecordingConflictError(
                         f"{p.sidecar} holds a different recording (differs in: {', '.join(diff)}). "
                         "Record into another directory, or pass overwrite=True (CLI: --overwrite) "
