@@ -1,6 +1,6 @@
 """The recorder: parity with Hugging Face, batching, storage, resume, interventions."""
 
-import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -205,26 +205,34 @@ def test_conflicting_directory_is_refused(tiny_models, tmp_path):
     assert (tmp_path / "plain" / "notes.txt").read_text() == "mine"
 
 
-def test_interrupted_run_is_refused_then_resumed_identically(tiny_models, tmp_path, monkeypatch):
+@contextlib.contextmanager
+def crash_at_commit(n, monkeypatch):
+    """Interrupt the recording (as Ctrl-C would) at its n-th batch commit."""
     from llmfmri.recording import _store
-
-    model = tiny_models["llama"]
-    par = make_paradigm(n_runs=1, do_sample=True)
-    ref = record(model, par, sites="all", out=tmp_path / "ref", batch_size=2, progress=False)
 
     real_commit = _store.RunWriter.commit
     calls = {"n": 0}
 
     def crashing_commit(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == n:
             raise KeyboardInterrupt
         return real_commit(self, *args, **kwargs)
 
     monkeypatch.setattr(_store.RunWriter, "commit", crashing_commit)
-    with pytest.raises(KeyboardInterrupt):
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(_store.RunWriter, "commit", real_commit)
+
+
+def test_interrupted_run_is_refused_then_resumed_identically(tiny_models, tmp_path, monkeypatch):
+    model = tiny_models["llama"]
+    par = make_paradigm(n_runs=1, do_sample=True)
+    ref = record(model, par, sites="all", out=tmp_path / "ref", batch_size=2, progress=False)
+
+    with crash_at_commit(3, monkeypatch), pytest.raises(KeyboardInterrupt):
         record(model, par, sites="all", out=tmp_path / "r", batch_size=2, progress=False)
-    monkeypatch.setattr(_store.RunWriter, "commit", real_commit)
     partial = Recording(tmp_path / "r")
     assert not partial.complete
     with pytest.raises(RecordingIncompleteError, match="run 1 .* incomplete.*same"):
@@ -377,24 +385,11 @@ def test_recorded_sublayer_sites_match_direct_computation(tiny_models, tmp_path,
 
 
 def test_continuous_run_restarts_when_resumed(tiny_models, tmp_path, monkeypatch):
-    from llmfmri.recording import _store
-
     model = tiny_models["gpt2"]
     par = make_paradigm(context="continuous", n_runs=1, max_new_tokens=3)
     ref = record(model, par, sites="resid_post", out=tmp_path / "ref", progress=False)
-    real_commit = _store.RunWriter.commit
-    calls = {"n": 0}
-
-    def crashing_commit(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_commit(self, *args, **kwargs)
-
-    monkeypatch.setattr(_store.RunWriter, "commit", crashing_commit)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_at_commit(3, monkeypatch), pytest.raises(KeyboardInterrupt):
         record(model, par, sites="resid_post", out=tmp_path / "r", progress=False)
-    monkeypatch.setattr(_store.RunWriter, "commit", real_commit)
     resumed = record(model, par, sites="resid_post", out=tmp_path / "r", progress=False)
     np.testing.assert_array_equal(resumed.data(1), ref.data(1))
     assert resumed.events(1).equals(ref.events(1))
