@@ -149,12 +149,16 @@ def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds,
     prompt_logp = None
     with torch.inference_mode(), site_hooks(model, capture.callbacks()):
         capture.step = 0
+        # log-probs of prompt tokens need every position's logits; pooled means have none
+        want_logp = mode in ("prompt", "both", "pooled_last")
         out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=want_gen,
-                    **({} if want_prompt else {"logits_to_keep": 1}))
-        if want_prompt:
+                    **({} if want_logp else {"logits_to_keep": 1}))
+        if want_logp:
             lp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
             prompt_logp = lp.gather(-1, ids[:, 1:, None])[..., 0].cpu().numpy()
             del lp
+        elif want_prompt:
+            prompt_logp = np.full((B, P - 1), np.nan)
         finished = np.zeros(B, dtype=bool)
         for t in range(T):
             logits = out.logits[:, -1].float()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils import did_you_mean
+from ..paradigm import collapse_events
 from ..units import UnitSpace
 from ._store import RecordingIncompleteError, RunPaths
 
@@ -177,7 +178,7 @@ class Recording:
             if not self.is_complete(run):
                 continue
             stem = f"sub-{sub}_task-{task}_run-{run}"
-            ev = _collapse_by_prompt(self.events(run))
+            ev = collapse_events(self.events(run), by="prompt")
             atomic_write_text(raw_func / f"{stem}_events.tsv", ev.to_csv(sep="\t", index=False))
             atomic_write_json(raw_func / f"{stem}_bold.json",
                               {"RepetitionTime": 1.0, "TaskName": task})
@@ -188,15 +189,6 @@ class Recording:
                 target.unlink()
             img.to_filename(str(target))
         return out
-
-
-def _collapse_by_prompt(events):
-    """One row per prompt: onset = first frame, duration = number of frames."""
-    g = events.groupby(["run", "trial"], sort=True)
-    out = g.agg(onset=("onset", "min"), duration=("duration", "sum"),
-                trial_type=("trial_type", "first"), block=("block", "first"),
-                prompt_id=("prompt_id", "first")).reset_index()
-    return out[["onset", "duration", "trial_type", "block", "run", "trial", "prompt_id"]]
 
 
 def load_recording(path):
