@@ -232,6 +232,110 @@ def test_chunking_threads_and_lazy_arrays_do_not_change_results(n_jobs):
         close(res.rho, ref.rho, rtol=1e-9, atol=1e-12)
 
 
+def _accumulate_reference(Y, r0, r1, c0, c1, q0, shift, Qs, prev):
+    X = np.asarray(Y[r0:r1, c0:c1], dtype=np.float64) - shift
+    lagged = np.vstack([prev[None], X[:-1]])
+    f = np.arange(q0, q0 + (r1 - r0))
+    return dict(M=Qs[:, f] @ X, yy=(X * X).sum(0), y1=(X * lagged).sum(0), ysum=X.sum(0),
+                prev=X[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [0, 1, 2, 5])
+def test_compiled_accumulate_equals_numpy(dtype, K):
+    """The fused kernel against plain numpy: row tails, odd basis sizes, strips, offsets, carry."""
+    from llmfmri.glm._kernels import accumulate
+
+    rng = np.random.default_rng(K)
+    n_total, u_total = 41, 1100  # more units than one strip (1,024)
+    Y = (rng.standard_normal((n_total, u_total)) * 3 + 50).astype(dtype)
+    Qs = rng.standard_normal((K, 60))
+    for r0, r1, c0, c1, q0 in [(0, 41, 0, 1100, 0), (3, 10, 5, 1090, 7), (2, 3, 0, 1, 11),
+                               (0, 4, 1, 1025, 0), (5, 5, 0, 3, 0)]:
+        w = c1 - c0
+        shift = rng.standard_normal(w) + 50
+        prev = rng.standard_normal(w)
+        for ar1, dosum in [(True, True), (False, False), (True, False)]:
+            M = np.zeros((K, w))
+            yy, y1, ysum, pv = np.zeros(w), np.zeros(w), np.zeros(w), prev.copy()
+            accumulate(Y, r0, r1, c0, c1, q0, shift, Qs, M, yy,
+                       y1 if ar1 else np.zeros(0), ysum if dosum else np.zeros(0), pv)
+            if r1 == r0:  # nothing to add: everything untouched
+                assert not M.any() and not yy.any() and np.array_equal(pv, prev)
+                continue
+            ref = _accumulate_reference(Y, r0, r1, c0, c1, q0, shift, Qs, prev)
+            np.testing.assert_allclose(M, ref["M"], rtol=1e-12, atol=1e-11)
+            np.testing.assert_allclose(yy, ref["yy"], rtol=1e-12)
+            np.testing.assert_allclose(pv, ref["prev"], rtol=1e-14)
+            if ar1:
+                np.testing.assert_allclose(y1, ref["y1"], rtol=1e-12, atol=1e-11)
+            else:
+                assert not y1.any()
+            if dosum:
+                np.testing.assert_allclose(ysum, ref["ysum"], rtol=1e-12, atol=1e-11)
+
+
+def test_compiled_gram_solve_equals_lapack_and_flags_indefinite_matrices():
+    from llmfmri.glm._kernels import _gram_solve
+
+    rng = np.random.default_rng(3)
+    p = 5
+    A = rng.standard_normal((4, 30, p))
+    gcoef = np.einsum("kti,ktj->kij", A, A)
+    gcoef[1] *= -0.5
+    for r in (-0.9, 0.0, 0.4, 0.95):
+        c = 1 - r * r
+        G = gcoef[0] + r * gcoef[1] + r * r * gcoef[2] + c * gcoef[3]
+        h = rng.standard_normal(p)
+        out = np.zeros(p)
+        assert _gram_solve(gcoef, r, c, h, np.zeros((p, p)), np.zeros(p), out)
+        np.testing.assert_allclose(out, np.linalg.solve(G, h), rtol=1e-10)
+    out = np.full(p, 7.0)
+    assert not _gram_solve(-gcoef, 0.0, 0.0, h, np.zeros((p, p)), np.zeros(p), out)
+    assert (out == 7.0).all()  # left for the caller's LU fallback
+
+
+def test_ar1_units_the_cholesky_refuses_are_solved_by_lu(monkeypatch):
+    """The LU fallback gives the same fit as the compiled Cholesky for the units it takes."""
+    from llmfmri.glm import _kernels
+
+    rng = np.random.default_rng(4)
+    n, u = 80, 40
+    X = random_design(rng, n, "block")
+    Y = ar1_noise(rng, n, u, 0.5) + 10.0
+    ref = run_glm(Y, X, noise_model="ar1", first_frame="scale")
+    real = _kernels.finish_ar1
+
+    def refuse_every_third(*args):
+        ok = real(*args)
+        theta, rss = args[-4], args[-2]  # theta unit-major (n_units, p)
+        ok[::3] = False
+        theta[::3] = 0.0
+        rss[::3] = 0.0
+        return ok
+
+    monkeypatch.setattr(_kernels, "finish_ar1", refuse_every_third)
+    res = run_glm(Y, X, noise_model="ar1", first_frame="scale")
+    close(res.theta, ref.theta, rtol=1e-9, atol=1e-12)
+    close(res.dispersion, ref.dispersion, rtol=1e-9)
+    close(res.rho, ref.rho, rtol=1e-12)
+
+
+def test_any_memory_layout_and_dtype_gives_the_same_fit():
+    """Fortran order, strided views and integer data are read through C-contiguous tiles."""
+    rng = np.random.default_rng(8)
+    n, u = 90, 30
+    X = random_design(rng, n, "mixed")
+    Y = np.round(recording_like(rng, n, u).astype(np.float64) * 10)
+    ref = run_glm(Y, X, noise_model="ar1")
+    big = np.zeros((n, 2 * u))
+    big[:, ::2] = Y
+    for data in (np.asfortranarray(Y), big[:, ::2], Y.astype(np.int64), Y.astype(np.float32)):
+        res = run_glm(data, X, noise_model="ar1")
+        close(res.theta, ref.theta, rtol=1e-9, atol=1e-12)
+        close(res.dispersion, ref.dispersion, rtol=1e-9)
+
+
 def _record_tiny(tmp_path, model, n_runs=2):
     from llmfmri.paradigm import load_paradigm
     from llmfmri.recording import record

@@ -93,6 +93,11 @@ def collinear_groups(X, names, rtol=_RANK_RTOL):
     s_full = np.zeros(X.shape[1])
     s_full[: s.size] = s
     rank = int((s_full > rtol * max(s_full.max(), np.finfo(float).tiny)).sum())
+    tol = max(1e-7, np.sqrt(rtol))
+    if s_full.min() > tol:
+        # a unit-norm column lies at least the smallest singular value away from the
+        # span of the others, so no column can meet the residual test below
+        return rank, []
     relations = []
     independent = []
     for j in range(X.shape[1]):
@@ -103,7 +108,7 @@ def collinear_groups(X, names, rtol=_RANK_RTOL):
             A = Xn[:, independent]
             coef, *_ = np.linalg.lstsq(A, Xn[:, j], rcond=None)
             resid = np.linalg.norm(Xn[:, j] - A @ coef)
-            if resid <= max(1e-7, np.sqrt(rtol)):
+            if resid <= tol:
                 coef = coef * norms[j] / norms[independent]  # original column units
                 big = np.abs(coef) > 1e-8 * np.abs(coef).max()
                 cols = [names[independent[i]] for i in np.flatnonzero(big)]

@@ -4,10 +4,11 @@ How it works
 ------------
 The design ``X`` (n_frames, p) is small; the data ``Y`` (n_frames, n_units)
 may be on disk. ``Y`` is read once, in column blocks (aligned with the
-array's chunks; 8,192 units of an in-memory array), tile by tile, and every
-fit is computed from per-unit sufficient statistics accumulated over pieces
-of about 2 MiB that stay in cache (centred, squared and summed, multiplied by
-the basis), so peak memory stays near one tile plus the (p, n_units) results.
+array's chunks; 8,192 units of an in-memory array, read in place), tile by
+tile, and every fit is computed from per-unit sufficient statistics that one
+compiled pass per tile accumulates (centred, squared and summed, multiplied
+by the basis: :mod:`llmfmri.glm._kernels`), so peak memory stays near one
+tile plus the (p, n_units) results.
 
 With ``X = QR`` (thin QR), OLS needs ``Z = Q'Y`` and ``sum_t y_t^2``:
 ``beta = R^-1 Z``, ``RSS = |y|^2 - |Z|^2``. Data are centred per unit (by the
@@ -23,7 +24,7 @@ Each unit is then refitted by least squares on prewhitened data
 truncated to a grid of ``1 / bins`` as nilearn does (``bins=100``). The
 whitened normal equations are quadratic in ``rho``,
 ``G(rho) = A11 - rho S + rho^2 A00 + w0^2 x0 x0'``, built from p x p matrices
-and solved by a Cholesky factorisation vectorised over units; they need no
+and solved by a Cholesky factorisation per unit (compiled); they need no
 second pass. ``Q_sym = 2 Q + D`` (second differences), and only the part of
 ``D`` outside the span of ``Q`` needs extra rows in the data product
 (see ``_lag_basis``).
@@ -57,9 +58,7 @@ _NOISE_MODELS = ("ols", "ar1")
 _FIRST_FRAME = ("keep", "scale", "drop")
 _BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
 _TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
-_CACHE_BYTES = 2 * 2 ** 20     # piece of a tile processed while in cache
 _BLOCK_UNITS = 8192            # units per task for arrays without chunks
-_CHOL_MAX_P = 16               # vectorised Cholesky over units up to this many regressors
 
 
 class ConstantUnitWarning(UserWarning):
@@ -113,14 +112,16 @@ def _default_block(Y, n_frames, n_units, chunk_size):
     return min(width, n_units)
 
 
-def _tiles(Y, n_frames, n_units, chunk_size):
-    """Tile layout: (columns per block, rows per read, rows per in-cache piece).
+def _tiles(Y, n_frames, n_units, chunk_size, workers=1):
+    """Tile layout: (columns per block, rows per read).
 
     A block (all frames of ``width`` units) is one task; it is read ``height``
     rows at a time (the array's row chunks, grown up to ``_TILE_BYTES``; an
-    in-memory array is not copied, so all frames at once) and processed
-    ``step`` rows at a time, a piece of about ``_CACHE_BYTES`` that stays in
-    cache while it is centred, squared and multiplied.
+    in-memory array is not copied, so all frames at once) and each tile is
+    added to the block's statistics by one compiled pass
+    (:func:`llmfmri.glm._kernels.accumulate`). Without chunks, blocks have
+    ``_BLOCK_UNITS`` units, fewer where that gives each of ``workers``
+    threads a block.
     """
     row_chunk, unit_chunk = _chunk_shape(Y)
     if chunk_size is not None:
@@ -128,7 +129,8 @@ def _tiles(Y, n_frames, n_units, chunk_size):
     elif unit_chunk:
         width = unit_chunk
     else:
-        width = _BLOCK_UNITS
+        share = -(-n_units // max(1, workers))
+        width = min(_BLOCK_UNITS, max(256, -(-share // 256) * 256))
     width = max(1, min(width, n_units))
     if isinstance(Y, np.ndarray):
         height = n_frames
@@ -139,18 +141,7 @@ def _tiles(Y, n_frames, n_units, chunk_size):
     else:
         height = 256
     height = max(1, min(height, n_frames))
-    step = int(max(8, _CACHE_BYTES // (8 * width)))
-    return width, height, step
-
-
-def _iter_blocks(Y, n_units, block):
-    for start in range(0, n_units, block):
-        stop = min(start + block, n_units)
-        yield start, stop, np.asarray(Y[:, start:stop])
-
-
-def _sub_width(n_frames):
-    return int(max(64, min(4096, _CACHE_BYTES // (8 * max(n_frames, 1)))))
+    return width, height
 
 
 _CONTROLLER = None
@@ -162,7 +153,7 @@ def _blas_single_thread():
 
     The matrix products here are small and in cache, where BLAS threads only add
     synchronisation (badly so on a loaded machine); parallelism comes from
-    ``n_jobs`` threads over pieces instead.
+    ``n_jobs`` threads over column blocks instead.
     """
     global _CONTROLLER
     try:
@@ -176,6 +167,10 @@ def _blas_single_thread():
         yield
 
 
+def _workers(n_jobs):
+    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, int(n_jobs or 1))
+
+
 @contextlib.contextmanager
 def _executor(n_jobs):
     if n_jobs is None or n_jobs == 1:
@@ -183,8 +178,7 @@ def _executor(n_jobs):
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=_workers(n_jobs)) as pool:
         yield pool
 
 
@@ -194,6 +188,14 @@ def _check_n_jobs(n_jobs):
     if isinstance(n_jobs, bool) or int(n_jobs) != n_jobs or (n_jobs < 1 and n_jobs != -1):
         raise ValueError(f"n_jobs must be a positive integer or -1, but got {n_jobs!r}.")
     return int(n_jobs)
+
+
+def _as_float_c(tile):
+    """A C-contiguous float32/float64 array of ``tile`` (a copy only where needed)."""
+    tile = np.asarray(tile)
+    if tile.dtype not in (np.float32, np.float64):
+        tile = tile.astype(np.float64)
+    return np.ascontiguousarray(tile)
 
 
 def _raise_nonfinite(Y, columns):
@@ -251,12 +253,10 @@ class _Design:
             self.A00 = self.XtX - np.outer(xl, xl)
             cross = X[1:].T @ X[:-1]
             self.S = cross + cross.T
-            # gram(rho) = gcoef' @ [1, rho, rho^2, w0^2], one entry per row
-            self.gcoef = np.stack([self.A11, -self.S, self.A00, self.x0x0]).reshape(4, p * p)
+            # gram(rho) = A11 - rho S + rho^2 A00 + w0^2 x0 x0' (see solve_ar1)
+            self.gcoef = np.stack([self.A11, -self.S, self.A00, self.x0x0])    # (4, p, p)
             self.rho_map = _rho_bias_map(Q, self.L) if bias_correction else None
         self.k = basis.shape[1]
-        if basis.shape[1] % 8 in (6, 7):  # the BLAS kernel is faster on a multiple of 8 rows
-            basis = np.hstack([basis, np.zeros((n, 8 - basis.shape[1] % 8))])
         self.Qstack = np.ascontiguousarray(basis.T)                       # (k, n)
         if noise_model == "ols" or first_frame != "drop":
             self.dof = float(n - p)
@@ -274,12 +274,6 @@ class _Design:
         if self.first_frame == "drop":
             return np.zeros_like(rho)
         return 1.0 - rho * rho
-
-    def gram_t(self, rho):
-        """Whitened X'X per unit, units last: array of shape (p, p, n_units)."""
-        rho = np.asarray(rho, dtype=np.float64)
-        basis = np.stack([np.ones_like(rho), rho, rho * rho, self.w0sq(rho)])
-        return (self.gcoef.T @ basis).reshape(self.p, self.p, rho.size)
 
     def gram(self, rho):
         """Whitened X'X per unit: array of shape (n_units, p, p)."""
@@ -331,21 +325,6 @@ def _lag_basis(Q, Qsym):
     Bz = 2.0 * np.eye(p) + A.T
     Bw = Vt[:r].T * s[:r]
     return np.hstack([Q, U[:, :r]]), (Bz, Bw, d0, dl)
-
-
-_LOCAL = threading.local()
-
-
-def _scratch(shape, slot=0):
-    """A per-thread float64 scratch buffer (no page faults from fresh allocations)."""
-    bufs = getattr(_LOCAL, "bufs", None)
-    if bufs is None:
-        bufs = _LOCAL.bufs = {}
-    buf = bufs.get(slot)
-    size = shape[0] * shape[1]
-    if buf is None or buf.size < size:
-        buf = bufs[slot] = np.empty(max(size, 1))
-    return buf[:size].reshape(shape)
 
 
 def _rho_bias_map(Q, L, grid=None):
@@ -405,87 +384,77 @@ def _rho_bias_map(Q, L, grid=None):
 
 
 class _Stats:
-    """Per-unit sufficient statistics of one column block, accumulated over row pieces.
+    """Per-unit sufficient statistics of one column block, accumulated over row tiles.
 
     ``M`` is ``B' Y_c`` (``B`` the basis rows, ``Q`` first), ``yy`` the sum of
-    squares and ``y1`` the lag-1 cross-product of the centred data ``Y_c``.
+    squares and ``y1`` the lag-1 cross-product of the centred data ``Y_c``
+    (see :func:`llmfmri.glm._kernels.accumulate`).
     """
+
+    _EMPTY = np.zeros(0)
 
     def __init__(self, d, width):
         self.M = np.zeros((d.Qstack.shape[0], width))
         self.yy = np.zeros(width)
-        self.y1 = np.zeros(width) if d.noise_model == "ar1" else None
+        self.y1 = np.zeros(width) if d.noise_model == "ar1" else self._EMPTY
         self.ysum = None if d.has_constant else np.zeros(width)
         self.y0 = np.zeros(width)
         self.prev = np.zeros(width)
-        self.shift = None
+        self.shift = np.zeros(width)
 
-    def add(self, d, tile, r0, step):
-        """Add rows ``r0:r0 + len(tile)`` of the block, ``step`` rows at a time.
+    def add(self, d, Y, r0, r1, c0, c1, frame):
+        """Add rows ``r0:r1`` of columns ``c0:c1`` of ``Y`` (frames ``frame`` onwards)."""
+        from ._kernels import accumulate
 
-        Each piece is centred into a per-thread buffer whose row 0 holds the
-        previous (centred) frame, so the lag-1 product needs no extra term.
-        """
-        m_all, w = tile.shape
-        buf = _scratch((step + 1, w), 0)
-        prod = _scratch(self.M.shape, 1)
-        ar1 = self.y1 is not None
-        for i in range(0, m_all, step):
-            piece = tile[i:i + step]
-            m = piece.shape[0]
-            a = r0 + i
-            B = buf[:m + 1]
-            Yc = B[1:]
-            if self.shift is not None:
-                np.subtract(piece, self.shift, out=Yc)
-            else:
-                Yc[...] = piece
-            self.yy += np.einsum("ij,ij->j", Yc, Yc)
-            np.matmul(d.Qstack[:, a:a + m], Yc, out=prod)
-            self.M += prod
-            if ar1:
-                B[0] = self.prev
-                self.y1 += np.einsum("ij,ij->j", B[:-1], Yc)
-            if self.ysum is not None:
-                self.ysum += Yc.sum(axis=0)
-            if a == 0:
-                self.y0[...] = Yc[0]
-            self.prev[...] = Yc[-1]
+        if frame == 0:
+            self.y0[...] = Y[r0, c0:c1] - self.shift
+        accumulate(Y, r0, r1, c0, c1, frame, self.shift, d.Qstack, self.M, self.yy, self.y1,
+                   self._EMPTY if self.ysum is None else self.ysum, self.prev)
 
 
-def _chol_solve(G, h):
-    """Solve ``G[:, :, j] x_j = h[:, j]`` for every unit j (G symmetric positive definite).
+_FIRST_FRAME_CODE = {"keep": 0, "scale": 1, "drop": 2}
+_NONE = np.zeros(0)
 
-    Cholesky vectorised over units (the last axis), for a few regressors:
-    O(p) numpy calls on arrays of n_units, instead of one LAPACK call per unit.
-    Units whose pivots are not positive are solved by LU (``np.linalg.solve``).
+
+def _finish_ar1(d, st, Z, Zs, bins, rho_given):
+    """AR(1) coefficients, whitened residual sum of squares and rho of a block's units.
+
+    One compiled loop over units (:func:`llmfmri.glm._kernels.finish_ar1`):
+    the lag-1 Yule-Walker coefficient of the demeaned OLS residuals from the
+    sufficient statistics (unless ``rho_given``), the bias correction and
+    ``bins``, then the whitened normal equations by Cholesky. Units whose
+    whitened ``X'X`` is not numerically positive definite are solved by LU.
     """
-    p = G.shape[0]
-    Lm = np.zeros_like(G)
-    ok = np.ones(G.shape[2], dtype=bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for j in range(p):
-            v = G[j:, j] - np.einsum("iku,ku->iu", Lm[j:, :j], Lm[j, :j])
-            ok &= v[0] > 0
-            dj = np.sqrt(v[0])
-            Lm[j, j] = dj
-            Lm[j + 1:, j] = v[1:] / dj
-        z = np.empty_like(h)
-        for i in range(p):
-            z[i] = (h[i] - np.einsum("ku,ku->u", Lm[i, :i], z[:i])) / Lm[i, i]
-        x = np.empty_like(h)
-        for i in range(p - 1, -1, -1):
-            x[i] = (z[i] - np.einsum("ku,ku->u", Lm[i + 1:, i], x[i + 1:])) / Lm[i, i]
+    from ._kernels import finish_ar1
+
+    w = Z.shape[1]
+    theta = np.zeros((w, d.p))    # unit-major inside the kernel
+    h = np.empty((w, d.p))
+    rss = np.zeros(w)
+    rho = np.empty(w)
+    grid, expected = d.rho_map if d.rho_map is not None else (_NONE, _NONE)
+    given = _NONE if rho_given is None else np.ascontiguousarray(rho_given, dtype=np.float64)
+    ok = finish_ar1(np.ascontiguousarray(Z.T), np.ascontiguousarray(Zs.T), st.yy, st.y1, st.y0,
+                    st.prev, _NONE if st.ysum is None else st.ysum, float(d.n), d.L, d.Qsum,
+                    d.Q0, d.Ql, d.RT, d.x0, d.xl, d.gcoef, given, rho_given is None, grid,
+                    expected, int(bins or 0), _FIRST_FRAME_CODE[d.first_frame], theta, h, rss,
+                    rho)
+    theta, h = theta.T, h.T
     if not ok.all():
         bad = np.flatnonzero(~ok)
-        Gb = np.moveaxis(G[:, :, bad], -1, 0)
-        x[:, bad] = np.linalg.solve(Gb, h[:, bad].T[..., None])[..., 0].T
-    return x
+        r = rho[bad]
+        hb = h[:, bad]
+        theta[:, bad] = np.linalg.solve(d.gram(r), hb.T[..., None])[..., 0].T
+        y0, yl, yy = st.y0[bad], st.prev[bad], st.yy[bad]
+        w0sq = d.w0sq(r)
+        yw = (yy - y0 * y0) - 2.0 * r * st.y1[bad] + r * r * (yy - yl * yl) + w0sq * y0 * y0
+        rss[bad] = yw - np.einsum("ij,ij->j", theta[:, bad], hb)
+    return theta, rss, rho
 
 
 def _finish(st, d, bins, rho_given):
     """Coefficients, residual sum of squares and rho of every unit of a block."""
-    n, p = d.n, d.p
+    p = d.p
     M = st.M
     Z = M[:p]
     yy = st.yy
@@ -494,47 +463,15 @@ def _finish(st, d, bins, rho_given):
         rss = yy - np.einsum("ij,ij->j", Z, Z)
         rho = None
     else:
-        y1, y0, yl = st.y1, st.y0, st.prev
+        y0, yl = st.y0, st.prev
         if d.zs_map is None:
             Zs = M[p:d.k]
         else:
             Bz, Bw, d0, dl = d.zs_map
             Zs = Bz @ Z + Bw @ M[p:d.k] + np.outer(d0, y0) + np.outer(dl, yl)
-        if rho_given is None:
-            # lag-1 Yule-Walker of the demeaned OLS residuals, from sufficient statistics
-            a0 = yy - np.einsum("ij,ij->j", Z, Z)
-            a1 = y1 - np.einsum("ij,ij->j", Z, Zs) + np.einsum("ij,ij->j", Z, d.L @ Z)
-            esum = 0.0 if st.ysum is None else st.ysum - d.Qsum @ Z
-            ebar = esum / n
-            e0 = y0 - d.Q0 @ Z
-            el = yl - d.Ql @ Z
-            r0 = (a0 - n * ebar * ebar) / n
-            r1 = (a1 - ebar * (2 * esum - e0 - el) + (n - 1) * ebar * ebar) / (n - 1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rho = np.where(r0 > 1e-13 * (yy / n), r1 / r0, 0.0)
-            if d.rho_map is not None:
-                grid, expected = d.rho_map
-                rho = np.interp(rho, expected, grid)
-            if bins is not None:
-                rho = np.trunc(rho * bins) / bins
-        else:
-            rho = np.asarray(rho_given, dtype=np.float64)
-        if d.first_frame == "scale":
-            rho = np.clip(rho, -0.999999, 0.999999)
-        w0sq = d.w0sq(rho)
-        K = d.RT @ Z                       # X'Y
-        Ks = d.RT @ Zs                     # X[1:]'Y[:-1] + X[:-1]'Y[1:]
-        x0y0 = np.outer(d.x0, y0)
-        h = (K - x0y0) - rho * Ks + (rho * rho) * (K - np.outer(d.xl, yl)) + w0sq * x0y0
-        if p <= _CHOL_MAX_P:
-            theta = _chol_solve(d.gram_t(rho), h)
-        else:
-            G = d.gram(rho)
-            theta = np.linalg.solve(G, h.T[..., None])[..., 0].T
-        yw = (yy - y0 * y0) - 2.0 * rho * y1 + rho * rho * (yy - yl * yl) + w0sq * y0 * y0
-        rss = yw - np.einsum("ij,ij->j", theta, h)
+        theta, rss, rho = _finish_ar1(d, st, Z, Zs, bins, rho_given)
     rss = np.maximum(rss, 0.0)
-    if st.shift is not None:
+    if d.has_constant:
         theta = theta + np.outer(d.ones_coef, st.shift)
     return theta, rss, rho
 
@@ -710,7 +647,9 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
         (n_regressors, n_units) results.
     n_jobs : int, default=1
         Threads over column blocks, handed out one at a time (``-1``: all
-        cores). BLAS runs single-threaded inside each.
+        cores); an in-memory array is split into at least one block per
+        thread. The compiled kernels release the GIL; BLAS runs
+        single-threaded inside each thread.
     verbose : int
         Log progress at INFO level when > 0.
 
@@ -778,9 +717,12 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
     theta = np.empty((d.p, n_units))
     rss = np.empty(n_units)
     rho_out = np.empty(n_units) if noise_model == "ar1" else None
-    width, height, step = _tiles(Y, n_frames, n_units, chunk_size)
-    in_memory = isinstance(Y, np.ndarray)
-    n_shift = min(n_frames, max(step, 64))  # frames whose mean centres the data
+    width, height = _tiles(Y, n_frames, n_units, chunk_size, _workers(n_jobs))
+    # an in-memory float array is read in place (rows are contiguous); anything else is
+    # read tile by tile into a C-contiguous float copy
+    direct = (isinstance(Y, np.ndarray) and Y.flags.c_contiguous
+              and Y.dtype in (np.float32, np.float64))
+    n_shift = min(n_frames, 64)  # frames whose mean centres the data
     t0 = time.perf_counter()
     done = [0]
     lock = threading.Lock()
@@ -792,11 +734,14 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite data raise below
             for r0 in range(0, n_frames, height):
                 r1 = min(r0 + height, n_frames)
-                tile = Y[r0:r1, c0:c1] if in_memory else np.asarray(Y[r0:r1, c0:c1])
+                if direct:
+                    tile, a, b, lo, hi = Y, r0, r1, c0, c1
+                else:
+                    tile = _as_float_c(Y[r0:r1, c0:c1])
+                    a, b, lo, hi = 0, r1 - r0, 0, c1 - c0
                 if r0 == 0 and d.has_constant:
-                    first = tile if not in_memory else tile[:n_shift]
-                    st.shift = first.mean(axis=0, dtype=np.float64)
-                st.add(d, tile, r0, step)
+                    st.shift[...] = tile[a:a + n_shift, lo:hi].mean(axis=0, dtype=np.float64)
+                st.add(d, tile, a, b, lo, hi, r0)
             th, r, rh = _finish(st, d, bins, None if rho is None else rho[c0:c1])
         bad = ~(np.isfinite(r) & np.isfinite(th).all(axis=0))
         if bad.any():
