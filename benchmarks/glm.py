@@ -186,8 +186,7 @@ def run_case(n, u, args, rng):
         rows.append(row)
         print(json.dumps({k: (float(f"{v:.4g}") if isinstance(v, float) else v)
                           for k, v in row.items()}), flush=True)
-        del res, res_nl, fixed
-    del Y
+    Y = None  # free the array before the next case
     gc.collect()
     return rows
 

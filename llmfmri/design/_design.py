@@ -375,9 +375,9 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
                      if np.allclose(np.sum([columns[c] for c in fam], axis=0), 1.0)]
         keep_constant = not partition
         if partition:
+            shown = partition[0][:3] + (["..."] if len(partition[0]) > 3 else [])
             logger.info("make_design_matrix: no 'constant' column, since %s already sum to "
-                        "one on every frame.", partition[0][:3] + (["..."] if len(partition[0]) > 3
-                                                                     else []))
+                        "one on every frame.", shown)
     if keep_constant:
         columns["constant"] = np.ones(n)
 

@@ -231,7 +231,7 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
         stacks.append((Q0, w0, Qall, W, dof))
     null_max = np.full(n_perm, -np.inf)
     stat = np.empty(n_units)
-    block = min(_default_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_ ) in runs)
+    block = min(_default_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_) in runs)
     width = int(max(16, min(4096, (64 * 2 ** 20) // (8 * n_perm * p))))
     t0 = time.perf_counter()
     for start in range(0, n_units, block):

@@ -229,4 +229,3 @@ class StatsmodelsGLM:
         return pd.DataFrame({"column": self.units, "effect": c.effect_size(),
                              "variance": c.effect_variance(), "t": c.stat(),
                              "p": c.p_value(two_sided=True), "z": c.z_score()})
-
