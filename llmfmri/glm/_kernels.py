@@ -36,6 +36,12 @@ _JIT = dict(nogil=True, cache=True, fastmath={"contract"})
 _STRIP = 1024  # units per strip: 4 rows x 1,024 float64 = 32 KiB stay in L1/L2
 
 
+@njit(inline="always", **_JIT)
+def _centred(ya, yb, yc, yd, s, j):  # pragma: no cover
+    """Entry ``j`` of four frames, minus the unit's shift ``s``."""
+    return ya[j] - s, yb[j] - s, yc[j] - s, yd[j] - s
+
+
 @njit(**_JIT)
 def accumulate(Y, r0, r1, c0, c1, q0, shift, Qs, M, yy, y1, ysum, prev):  # pragma: no cover
     """Add rows ``r0:r1`` of columns ``c0:c1`` of ``Y`` to per-unit statistics.
@@ -79,11 +85,7 @@ def accumulate(Y, r0, r1, c0, c1, q0, shift, Qs, M, yy, y1, ysum, prev):  # prag
                 m1 = M[1, j0:j0 + nb]
                 if ar1:
                     for j in range(nb):
-                        s = sh[j]
-                        xa = ya[j] - s
-                        xb = yb[j] - s
-                        xc = yc[j] - s
-                        xd = yd[j] - s
+                        xa, xb, xc, xd = _centred(ya, yb, yc, yd, sh[j], j)
                         yyb[j] += xa * xa + xb * xb + xc * xc + xd * xd
                         y1b[j] += xa * pb[j] + xb * xa + xc * xb + xd * xc
                         pb[j] = xd
@@ -91,31 +93,19 @@ def accumulate(Y, r0, r1, c0, c1, q0, shift, Qs, M, yy, y1, ysum, prev):  # prag
                         m1[j] += qa * xa + qb * xb + qc * xc + qd * xd
                 else:
                     for j in range(nb):
-                        s = sh[j]
-                        xa = ya[j] - s
-                        xb = yb[j] - s
-                        xc = yc[j] - s
-                        xd = yd[j] - s
+                        xa, xb, xc, xd = _centred(ya, yb, yc, yd, sh[j], j)
                         yyb[j] += xa * xa + xb * xb + xc * xc + xd * xd
                         m0[j] += pa * xa + pb_ * xb + pc * xc + pd * xd
                         m1[j] += qa * xa + qb * xb + qc * xc + qd * xd
             elif ar1:
                 for j in range(nb):
-                    s = sh[j]
-                    xa = ya[j] - s
-                    xb = yb[j] - s
-                    xc = yc[j] - s
-                    xd = yd[j] - s
+                    xa, xb, xc, xd = _centred(ya, yb, yc, yd, sh[j], j)
                     yyb[j] += xa * xa + xb * xb + xc * xc + xd * xd
                     y1b[j] += xa * pb[j] + xb * xa + xc * xb + xd * xc
                     pb[j] = xd
             else:
                 for j in range(nb):
-                    s = sh[j]
-                    xa = ya[j] - s
-                    xb = yb[j] - s
-                    xc = yc[j] - s
-                    xd = yd[j] - s
+                    xa, xb, xc, xd = _centred(ya, yb, yc, yd, sh[j], j)
                     yyb[j] += xa * xa + xb * xb + xc * xc + xd * xd
             if dosum:
                 ysb = ysum[j0:j0 + nb]
@@ -128,11 +118,7 @@ def accumulate(Y, r0, r1, c0, c1, q0, shift, Qs, M, yy, y1, ysum, prev):  # prag
                 m0 = M[k, j0:j0 + nb]
                 m1 = M[k + 1, j0:j0 + nb]
                 for j in range(nb):
-                    s = sh[j]
-                    xa = ya[j] - s
-                    xb = yb[j] - s
-                    xc = yc[j] - s
-                    xd = yd[j] - s
+                    xa, xb, xc, xd = _centred(ya, yb, yc, yd, sh[j], j)
                     m0[j] += pa * xa + pb_ * xb + pc * xc + pd * xd
                     m1[j] += qa * xa + qb * xb + qc * xc + qd * xd
             if (K - k_first) % 2:
