@@ -59,6 +59,7 @@ _FIRST_FRAME = ("keep", "scale", "drop")
 _BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
 _TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
 _BLOCK_UNITS = 8192            # units per task for arrays without chunks
+_NONE = np.zeros(0)            # "no such statistic" for the compiled kernels
 
 
 class ConstantUnitWarning(UserWarning):
@@ -391,12 +392,10 @@ class _Stats:
     (see :func:`llmfmri.glm._kernels.accumulate`).
     """
 
-    _EMPTY = np.zeros(0)
-
     def __init__(self, d, width):
         self.M = np.zeros((d.Qstack.shape[0], width))
         self.yy = np.zeros(width)
-        self.y1 = np.zeros(width) if d.noise_model == "ar1" else self._EMPTY
+        self.y1 = np.zeros(width) if d.noise_model == "ar1" else _NONE
         self.ysum = None if d.has_constant else np.zeros(width)
         self.y0 = np.zeros(width)
         self.prev = np.zeros(width)
@@ -409,11 +408,10 @@ class _Stats:
         if frame == 0:
             self.y0[...] = Y[r0, c0:c1] - self.shift
         accumulate(Y, r0, r1, c0, c1, frame, self.shift, d.Qstack, self.M, self.yy, self.y1,
-                   self._EMPTY if self.ysum is None else self.ysum, self.prev)
+                   _NONE if self.ysum is None else self.ysum, self.prev)
 
 
 _FIRST_FRAME_CODE = {"keep": 0, "scale": 1, "drop": 2}
-_NONE = np.zeros(0)
 
 
 def _finish_ar1(d, st, Z, Zs, bins, rho_given):
