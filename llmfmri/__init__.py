@@ -3,6 +3,14 @@
 ``import llmfmri`` is light: it imports neither torch nor matplotlib. Public
 names are resolved lazily from their subpackages on first use.
 
+Which names are promoted to the top level: the entry point of each stage
+(``load_paradigm``, ``load_model``, ``record``, ``make_design_matrix``, the
+estimators, ``UnitMap``...), ``set_verbose``, and every error and warning class
+(from :mod:`llmfmri.exceptions`). Everything else is reached through its stage,
+e.g. ``llmfmri.glm.contrast_matrix``. Stages are attributes too
+(``llmfmri.glm``); ``hasattr(llmfmri, name)`` is False for anything that does
+not exist. ``tests/test_package.py`` pins this list.
+
 Examples
 --------
 >>> import llmfmri as lf
@@ -15,13 +23,13 @@ from __future__ import annotations
 import importlib
 
 from ._version import __version__
+from .exceptions import __all__ as _EXCEPTIONS
 
 # public name -> subpackage that defines it
 _LAZY = {
     # paradigms
     "load_paradigm": "llmfmri.paradigm",
     "Paradigm": "llmfmri.paradigm",
-    "ParadigmError": "llmfmri.paradigm",
     "collapse_events": "llmfmri.paradigm",
     "make_events": "llmfmri.paradigm",
     "library_paradigms": "llmfmri.paradigm",
@@ -30,8 +38,6 @@ _LAZY = {
     "get_adapter": "llmfmri.models",
     "list_sites": "llmfmri.models",
     "DEFAULT_MODEL": "llmfmri.models",
-    "ModelLoadError": "llmfmri.models",
-    "SiteError": "llmfmri.units",
     # units
     "UnitSpace": "llmfmri.units",
     # recording
@@ -59,14 +65,15 @@ _LAZY = {
     "NeuronNetwork": "llmfmri.multifractal",
     "MultifractalSpectrum": "llmfmri.multifractal",
     "degree_of_emergence": "llmfmri.multifractal",
-    "MultifractalError": "llmfmri.multifractal",
     # helpers
     "set_verbose": "llmfmri._utils",
     "get_data_home": "llmfmri._utils",
 }
+_LAZY.update({name: "llmfmri.exceptions" for name in _EXCEPTIONS})  # every one of them
 
-_SUBPACKAGES = ("paradigm", "models", "units", "recording", "design", "glm", "networks",
-                "decoding", "lesions", "multifractal", "io", "plotting", "reports", "cli")
+#: the stages and modules reachable as attributes (``llmfmri.glm``); only what exists
+_SUBPACKAGES = ("paradigm", "models", "units", "io", "recording", "design", "glm",
+                "multifractal", "exceptions", "commands", "cli", "main")
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
@@ -87,4 +94,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))

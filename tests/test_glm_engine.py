@@ -452,7 +452,7 @@ def test_shape_errors():
     (dict(noise_model="ar1", bins=0), ValueError, r"bins must be None or a positive integer"),
     (dict(rho=0.3), ValueError, r"rho is only used with noise_model='ar1'"),
     (dict(noise_model="ar1", rho=np.nan), ValueError, r"rho must be finite"),
-    (dict(chunk_size=0), ValueError, r"chunk_size must be a positive number of units"),
+    (dict(chunk_size=0), ValueError, r"chunk_size must be a positive integer"),
     (dict(n_jobs=0), ValueError, r"n_jobs must be a positive integer or -1"),
 ])
 def test_option_errors(kwargs, err, match):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -13,23 +12,11 @@ import pytest
 from llmfmri.multifractal import (EDGE_KINDS, NODE_GROUPS, MultifractalError,
                                   MultifractalWarning, NeuroMFA, multifractal_spectrum,
                                   neuron_network, neuron_networks, resolve_checkpoints)
-from llmfmri.multifractal._cli import add_mfa_parser, run_mfa_command
+from llmfmri.cli import main as cli_main
+
+from _testing import random_weights as _weights
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _weights(n_blocks=2, d=48, d_mlp=128, d_kv=None, gated=False, seed=0, scale=0.02):
-    rng = np.random.default_rng(seed)
-    d_kv = d if d_kv is None else d_kv
-    layers = []
-    for _ in range(n_blocks):
-        w = dict(q=rng.normal(0, scale, (d, d)), k=rng.normal(0, scale, (d_kv, d)),
-                 v=rng.normal(0, scale, (d_kv, d)), o=rng.normal(0, scale, (d, d)),
-                 mlp_in=rng.normal(0, scale, (d_mlp, d)), mlp_out=rng.normal(0, scale, (d, d_mlp)))
-        if gated:
-            w["mlp_gate"] = rng.normal(0, scale, (d_mlp, d))
-        layers.append(w)
-    return layers
 
 
 def _kind(net, kind):
@@ -253,22 +240,19 @@ def test_neuromfa_on_trajectory_folder(trajectory):
 
 
 def test_cli_end_to_end(trajectory, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="llmfmri")
-    add_mfa_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "mfa"
-    args = parser.parse_args(["mfa", str(trajectory), "--out", str(out), "--n-neurons", "16",
-                              "--n-samples", "2"])
-    assert args.func is run_mfa_command
-    assert run_mfa_command(args) == 0
+    argv = ["-q", "mfa", str(trajectory), "--out", str(out), "--n-neurons", "16",
+            "--n-samples", "2"]
+    assert cli_main(argv) == 0
     for name in ("neuromfa.tsv", "neuromfa_samples.tsv", "spectra.npz", "neuromfa.json",
                  "spectra.png", "emergence.png"):
         assert (out / name).is_file(), name
     assert "val_loss" in capsys.readouterr().out
-    assert run_mfa_command(args) == 2  # refuses to overwrite
+    assert cli_main(argv) == 2  # refuses to overwrite: a usage error
     assert "--overwrite" in capsys.readouterr().err
-    args = parser.parse_args(["mfa", str(trajectory / "step0"), str(trajectory / "step5"),
-                              "--out", str(out), "--n-neurons", "64", "--overwrite"])
-    assert run_mfa_command(args) == 1
+    argv = ["-q", "mfa", str(trajectory / "step0"), str(trajectory / "step5"),
+            "--out", str(out), "--n-neurons", "64", "--overwrite"]
+    assert cli_main(argv) == 2  # a setting the checkpoints cannot satisfy: bad input
     assert "n_neurons=64 is larger" in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from llmfmri.paradigm import (Condition, Generation, Paradigm, ParadigmError, collapse_events,
                               library_paradigms, load_paradigm, make_events)
+from llmfmri.paradigm import EVENT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted((ROOT / "paradigms").glob("*.yaml"))
@@ -317,7 +318,7 @@ def test_make_events_counts_frames_from_zero_in_each_run():
     for r, part in ev.groupby("run"):
         assert part["onset"].tolist() == list(range(len(part)))
     assert (ev["duration"] == 1).all()
-    assert list(ev.columns[:6]) == ["onset", "duration", "trial_type", "block", "run", "prompt_id"]
+    assert tuple(ev.columns) == EVENT_COLUMNS  # the one per-frame schema, as the recorder writes it
     with pytest.raises(ValueError, match=r"n_frames must have one entry per schedule row \(24\)"):
         make_events(s, [1, 2])
 

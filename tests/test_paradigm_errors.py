@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from llmfmri.paradigm import ParadigmError, load_paradigm
-from llmfmri.paradigm._cli import run_validate
+from llmfmri.cli import main as cli_main
 
 BASE = """\
 schema_version: 1
@@ -289,7 +288,7 @@ def test_cli_reports_every_fault_without_traceback(tmp_path, capsys):
         folder = tmp_path / case_id
         folder.mkdir()
         paths.append(str(_write(folder, case_id, text, extra)))
-    status = run_validate(SimpleNamespace(files=paths, seed=None, quiet=False, schedule=None))
+    status = cli_main(["validate", *paths])
     out, err = capsys.readouterr()
     assert status == 2
     assert out == ""
@@ -302,7 +301,7 @@ def test_cli_subprocess_exit_code_and_message(tmp_path):
     bad = _write(tmp_path, "bad", edit(("[control, maths, control]", "[control, math, control]")),
                  {})
     good = _write(tmp_path, "good", BASE, {})
-    proc = subprocess.run([sys.executable, "-m", "llmfmri.paradigm._cli", "validate", str(good),
+    proc = subprocess.run([sys.executable, "-m", "llmfmri.cli", "validate", str(good),
                            str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"{bad}:18: design.sequence[1]: undefined condition 'math'" in proc.stderr

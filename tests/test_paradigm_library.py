@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from llmfmri.paradigm import load_paradigm
-from llmfmri.paradigm._cli import run_validate
+from llmfmri.cli import main as cli_main
 from llmfmri.paradigm._schema import (BLOCK_KEYS, CONDITION_KEYS, CONTEXTS, EVENT_KEYS, FRAMES,
                                       GENERATION_KEYS, RUNS_KEYS, TOP_KEYS)
 
@@ -38,8 +37,7 @@ def test_file_validates_and_summary_matches_its_comments(path):
 
 
 def test_cli_validates_the_whole_library(capsys):
-    status = run_validate(SimpleNamespace(files=[str(p) for p in LIBRARY], seed=None,
-                                          quiet=False, schedule=None))
+    status = cli_main(["validate", *[str(p) for p in LIBRARY]])
     out, err = capsys.readouterr()
     assert status == 0 and err == ""
     assert out.count(": valid") == len(LIBRARY)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -16,26 +17,7 @@ from llmfmri.paradigm import load_paradigm
 from llmfmri.recording import (Recording, RecordingConflictError, RecordingIncompleteError,
                                intervene, record)
 
-CONTROL = ["The weather today is", "My favourite food is", "In the garden we", "On the train I",
-           "Yesterday the shop", "A quiet evening at home", "The river runs", "Music in the park"]
-TASK = ["The atom consists of", "Cells divide by", "Light travels at", "Gravity pulls"]
-
-
-def make_paradigm(frames="generated", max_new_tokens=5, n_runs=2, do_sample=False, stop=(),
-                  context="independent", name="tiny"):
-    return load_paradigm({
-        "schema_version": 1, "name": name,
-        "conditions": {"control": {"role": "control", "prompts": CONTROL},
-                       "science": {"role": "task", "prompts": TASK}},
-        "design": {"type": "block", "sequence": ["control", "science", "control"],
-                   "prompts_per_block": 2 if n_runs == 1 else 1},
-        "runs": {"n": n_runs},
-        "generation": {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "seed": 3,
-                       "stop": list(stop),
-                       **({"temperature": 0.9, "top_p": 0.95} if do_sample else {})},
-        "frames": frames, "context": context,
-    })
-
+from _testing import make_paradigm
 
 def full_states(model, ids):
     with torch.no_grad():
@@ -252,7 +234,7 @@ import sys, time, torch
 from llmfmri.models import tiny_model
 from llmfmri.recording import _store, record
 sys.path.insert(0, {testdir!r})
-from test_recording import make_paradigm
+from _testing import make_paradigm
 real = _store.RunWriter.commit
 def slow(self, *a, **k):
     real(self, *a, **k)
@@ -393,3 +375,23 @@ def test_continuous_run_restarts_when_resumed(tiny_models, tmp_path, monkeypatch
     resumed = record(model, par, sites="resid_post", out=tmp_path / "r", progress=False)
     np.testing.assert_array_equal(resumed.data(1), ref.data(1))
     assert resumed.events(1).equals(ref.events(1))
+
+
+def test_recorded_events_follow_the_one_schema(tiny_models, tmp_path):
+    """The recorder's events are make_events(schedule, frames per prompt) plus token columns."""
+    from llmfmri.paradigm import EVENT_COLUMNS, make_events
+
+    paradigm = make_paradigm(max_new_tokens=3)
+    rec = record(tiny_models["llama"], paradigm, out=tmp_path / "r", progress=False)
+    schedule = paradigm.schedule()
+    for run in rec.runs:
+        ev = rec.events(run)
+        assert tuple(ev.columns) == EVENT_COLUMNS
+        rows = schedule[schedule["run"] == run]
+        counts = ev.groupby("prompt_id", sort=False).size().reindex(rows["prompt_id"]).fillna(0)
+        expected = make_events(rows, counts.to_numpy(dtype=int))
+        prompt_cols = ["onset", "duration", "trial_type", "block", "run", "trial", "prompt_id",
+                       "role"]
+        pd.testing.assert_frame_equal(ev[prompt_cols], expected[prompt_cols],
+                                      check_dtype=False)
+        assert set(ev["role"]) == {"task", "control"}

@@ -6,12 +6,15 @@ token log-probability or per-prompt intercepts. This stage imports neither
 torch nor matplotlib.
 """
 
-from ._checks import DesignMatrixError, check_design_matrix, collinear_groups
-from ._design import DesignWarning, make_design_matrix
+from ..exceptions import DesignMatrixError, DesignWarning
+from ._checks import check_design_matrix, collinear_groups
+from ._design import check_events, events_per_frame, make_design_matrix
 
 __all__ = [
     "make_design_matrix",
     "check_design_matrix",
+    "check_events",
+    "events_per_frame",
     "collinear_groups",
     "DesignMatrixError",
     "DesignWarning",

@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import DesignMatrixError
+
 __all__ = ["DesignMatrixError", "check_design_matrix"]
 
 #: Relative tolerance on singular values of the column-normalised design below
 #: which the design counts as rank deficient (condition number above 1e10).
 _RANK_RTOL = 1e-10
-
-
-class DesignMatrixError(ValueError):
-    """A design matrix that cannot be fitted: not finite, wrong shape or rank deficient."""
 
 
 def _as_frame(design_matrix, name):

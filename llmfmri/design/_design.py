@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils import check_option, did_you_mean, logger
+from ..exceptions import DesignWarning
+from .._utils import check_option, did_you_mean, logger, warn
 from ._checks import DesignMatrixError, check_design_matrix
 
-__all__ = ["make_design_matrix", "DesignWarning"]
+__all__ = ["make_design_matrix", "check_events", "events_per_frame", "DesignWarning"]
 
 _DRIFT_MODELS = (None, "polynomial", "cosine")
 _HRF_MODELS = (
@@ -22,18 +23,40 @@ _HRF_MODELS = (
 _SPECIAL_CONFOUNDS = ("prompt", "block", "token_length")
 
 
-class DesignWarning(UserWarning):
-    """Something in the events or confounds was filled in or ignored while building a design."""
+def check_events(events):
+    """Validate an events table (or read an events TSV) for design matrices.
 
+    The one validator every consumer of events goes through (nilearn's
+    ``check_events``): ``onset`` must exist; ``duration`` defaults to 1 frame;
+    both must be finite numbers and durations >= 0; ``modulation`` must be
+    numeric.
 
-def _read_events(events):
+    Parameters
+    ----------
+    events : pandas.DataFrame, str or Path, or None
+        A table, or an events TSV (read exactly: only ``n/a`` is missing).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        A validated copy (``onset``, ``duration`` as float).
+
+    Raises
+    ------
+    DesignMatrixError
+        For a missing ``onset`` column or non-finite/negative values.
+    TypeError
+        For anything that is not a DataFrame, a path or None.
+    """
     if events is None:
         return None
     if isinstance(events, (str, Path)):
+        from ..io import read_events
+
         path = Path(events)
         if not path.exists():
             raise FileNotFoundError(f"events file {path} does not exist.")
-        events = pd.read_csv(path, sep="\t")
+        events = read_events(path)
     if not isinstance(events, pd.DataFrame):
         raise TypeError(
             "events must be a pandas DataFrame, a path to an events TSV, or None, "
@@ -104,8 +127,29 @@ def _boxcar(onsets, durations, amplitudes, frame_times):
     return reg
 
 
-def _per_frame(events, column, frame_times):
-    """``events[column]`` at every frame covered by an event row (object array; None elsewhere)."""
+def events_per_frame(events, column, frame_times):
+    """The value of ``events[column]`` at every frame covered by an event row.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Validated events (see :func:`check_events`), onsets and durations in frames.
+    column : str
+        The events column to spread over frames.
+    frame_times : array of shape (n_frames,)
+        Frame times, in frames.
+
+    Returns
+    -------
+    values : ndarray of object, shape (n_frames,)
+        ``None`` on frames no event covers.
+    covered : ndarray of bool, shape (n_frames,)
+
+    Raises
+    ------
+    DesignMatrixError
+        When overlapping rows give one frame two different values.
+    """
     out = np.full(frame_times.size, None, dtype=object)
     covered = np.zeros(frame_times.size, dtype=bool)
     onsets = events["onset"].to_numpy()
@@ -168,7 +212,7 @@ def _confound_columns(confounds, events, frame_times):
                     f"have columns {list(events.columns)}."
                     + did_you_mean(source, list(events.columns) + list(_SPECIAL_CONFOUNDS))
                 )
-            values, covered = _per_frame(events, source, frame_times)
+            values, covered = events_per_frame(events, source, frame_times)
             if name in ("prompt", "block"):
                 fam = _indicators(values, covered, name)
                 cols.update(fam)
@@ -192,10 +236,10 @@ def _confound_columns(confounds, events, frame_times):
                 )
             if missing.any():
                 fill = float(np.mean(values[~missing]))
-                warnings.warn(
+                warn(
                     f"confound {item!r} is missing (NaN or no event row) on "
                     f"{int(missing.sum())} of {n} frames; filled with its mean {fill:.4g}.",
-                    DesignWarning, stacklevel=3,
+                    DesignWarning,
                 )
                 values = np.where(missing, fill, values)
             cols[name] = values
@@ -296,54 +340,9 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
     check_option("drift_model", drift_model, _DRIFT_MODELS)
     check_option("constant", constant, ("auto", True, False))
     ft = _frame_times(frame_times, n_frames)
-    events = _read_events(events)
-    n = ft.size
-    columns = {}
-    families = []
-
-    if events is not None and len(events):
-        trial = events["trial_type"] if "trial_type" in events.columns else pd.Series(
-            ["task"] * len(events), index=events.index)
-        present = sorted(pd.unique(trial.dropna()).tolist(), key=str)
-        if conditions is None:
-            wanted = present
-        else:
-            wanted = [conditions] if isinstance(conditions, str) else list(conditions)
-            unknown = [c for c in wanted if c not in present]
-            if unknown:
-                raise DesignMatrixError(
-                    f"conditions names trial type {unknown[0]!r}, which is not in the events; "
-                    f"trial types present: {present}." + did_you_mean(unknown[0], present)
-                )
-        modulated = "modulation" in events.columns
-        cond_cols = []
-        for cond in wanted:
-            rows = events[trial == cond]
-            onsets = rows["onset"].to_numpy(dtype=float)
-            durs = rows["duration"].to_numpy(dtype=float)
-            amps = rows["modulation"].to_numpy(dtype=float) if modulated else np.ones(len(rows))
-            if hrf_model is None:
-                if (durs == 0).any():
-                    raise DesignMatrixError(
-                        f"events of trial type {cond!r} have duration 0, which gives an empty "
-                        "boxcar; use duration >= 1 frame, or an hrf_model for impulses."
-                    )
-                columns[str(cond)] = _boxcar(onsets, durs, amps, ft)
-                cond_cols.append(str(cond))
-            else:
-                from nilearn.glm.first_level import compute_regressor
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    reg, names = compute_regressor(
-                        (onsets, durs, amps), hrf_model, ft, con_id=str(cond),
-                        oversampling=oversampling, fir_delays=fir_delays, min_onset=min_onset,
-                    )
-                for k, name in enumerate(names):
-                    columns[str(name)] = reg[:, k]
-        if hrf_model is None and not modulated and cond_cols:
-            families.append(cond_cols)
-
+    events = check_events(events)
+    columns, families = _condition_columns(events, ft, hrf_model, conditions, fir_delays,
+                                           oversampling, min_onset)
     conf_cols, conf_families = _confound_columns(confounds, events, ft)
     clash = sorted(set(conf_cols) & set(columns))
     if clash:
@@ -352,7 +351,68 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
         )
     columns.update(conf_cols)
     families += conf_families
+    columns.update(_drift_columns(ft, drift_model, drift_order, high_pass, columns))
+    if _keep_constant(constant, families, columns):
+        columns["constant"] = np.ones(ft.size)
+    index = pd.Index(ft.astype(np.int64) if np.array_equal(ft, np.round(ft)) else ft,
+                     name="frame")
+    design = pd.DataFrame(columns, index=index)
+    if check:
+        check_design_matrix(design)
+    return design
 
+
+def _condition_columns(events, ft, hrf_model, conditions, fir_delays, oversampling, min_onset):
+    """Regressors of the conditions, and the indicator families among them (boxcars)."""
+    columns, families = {}, []
+    if events is None or not len(events):
+        return columns, families
+    trial = events["trial_type"] if "trial_type" in events.columns else pd.Series(
+        ["task"] * len(events), index=events.index)
+    present = sorted(pd.unique(trial.dropna()).tolist(), key=str)
+    if conditions is None:
+        wanted = present
+    else:
+        wanted = [conditions] if isinstance(conditions, str) else list(conditions)
+        unknown = [c for c in wanted if c not in present]
+        if unknown:
+            raise DesignMatrixError(
+                f"conditions names trial type {unknown[0]!r}, which is not in the events; "
+                f"trial types present: {present}." + did_you_mean(unknown[0], present)
+            )
+    modulated = "modulation" in events.columns
+    cond_cols = []
+    for cond in wanted:
+        rows = events[trial == cond]
+        onsets = rows["onset"].to_numpy(dtype=float)
+        durs = rows["duration"].to_numpy(dtype=float)
+        amps = rows["modulation"].to_numpy(dtype=float) if modulated else np.ones(len(rows))
+        if hrf_model is None:
+            if (durs == 0).any():
+                raise DesignMatrixError(
+                    f"events of trial type {cond!r} have duration 0, which gives an empty "
+                    "boxcar; use duration >= 1 frame, or an hrf_model for impulses."
+                )
+            columns[str(cond)] = _boxcar(onsets, durs, amps, ft)
+            cond_cols.append(str(cond))
+        else:
+            from nilearn.glm.first_level import compute_regressor
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                reg, names = compute_regressor(
+                    (onsets, durs, amps), hrf_model, ft, con_id=str(cond),
+                    oversampling=oversampling, fir_delays=fir_delays, min_onset=min_onset,
+                )
+            for k, name in enumerate(names):
+                columns[str(name)] = reg[:, k]
+    if hrf_model is None and not modulated and cond_cols:
+        families.append(cond_cols)
+    return columns, families
+
+
+def _drift_columns(ft, drift_model, drift_order, high_pass, taken):
+    """nilearn's drift regressors (without its constant), refusing names already taken."""
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     with warnings.catch_warnings():
@@ -360,30 +420,26 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
         drift = make_first_level_design_matrix(
             ft, None, drift_model=drift_model, drift_order=drift_order, high_pass=high_pass,
         )
+    out = {}
     for c in drift.columns:
-        if c in columns:
+        if c in taken:
             raise DesignMatrixError(
                 f"regressor name {c!r} is reserved for the drift model; rename that condition "
                 "or confound."
             )
-        if c == "constant":
-            continue
-        columns[c] = drift[c].to_numpy(dtype=np.float64)
-    keep_constant = constant is True
-    if constant == "auto":
-        partition = [fam for fam in families
-                     if np.allclose(np.sum([columns[c] for c in fam], axis=0), 1.0)]
-        keep_constant = not partition
-        if partition:
-            shown = partition[0][:3] + (["..."] if len(partition[0]) > 3 else [])
-            logger.info("make_design_matrix: no 'constant' column, since %s already sum to "
-                        "one on every frame.", shown)
-    if keep_constant:
-        columns["constant"] = np.ones(n)
+        if c != "constant":
+            out[c] = drift[c].to_numpy(dtype=np.float64)
+    return out
 
-    index = pd.Index(ft.astype(np.int64) if np.array_equal(ft, np.round(ft)) else ft,
-                     name="frame")
-    design = pd.DataFrame(columns, index=index)
-    if check:
-        check_design_matrix(design)
-    return design
+
+def _keep_constant(constant, families, columns):
+    """Whether the design gets a ``constant`` column (``"auto"``: unless a family sums to one)."""
+    if constant != "auto":
+        return constant is True
+    partition = [fam for fam in families
+                 if np.allclose(np.sum([columns[c] for c in fam], axis=0), 1.0)]
+    if partition:
+        shown = partition[0][:3] + (["..."] if len(partition[0]) > 3 else [])
+        logger.info("make_design_matrix: no 'constant' column, since %s already sum to "
+                    "one on every frame.", shown)
+    return not partition

@@ -20,19 +20,21 @@ Examples
 ('t', (4,))
 """
 
+from ..exceptions import ConstantUnitWarning, ContrastError, DataError
 from ._contrast import (
     Contrast,
-    ContrastError,
+    compute_contrast,
     compute_fixed_effects,
     contrast_matrix,
     expression_to_contrast_vector,
 )
 from ._correct import PermutationResult, correct, permutation_max_t
-from ._engine import ConstantUnitWarning, DataError, GLMResults, run_glm
+from ._engine import GLMResults, run_glm
 from ._first_level import FirstLevelGLM
-from ._second_level import SecondLevelGLM, summarize_prompts
+from ._io import contrast_table, save_glm_to_bids
+from ._second_level import PromptSummary, SecondLevelGLM, summarize_prompts
 from ._statsmodels import StatsmodelsGLM, fit_statsmodels
-from ._unitmap import UnitMap
+from ._unitmap import INFERENCES, UnitMap
 
 __all__ = [
     "run_glm",
@@ -46,46 +48,16 @@ __all__ = [
     "contrast_matrix",
     "expression_to_contrast_vector",
     "FirstLevelGLM",
+    "save_glm_to_bids",
+    "contrast_table",
     "SecondLevelGLM",
     "summarize_prompts",
+    "PromptSummary",
     "UnitMap",
+    "INFERENCES",
     "correct",
     "permutation_max_t",
     "PermutationResult",
     "fit_statsmodels",
     "StatsmodelsGLM",
 ]
-
-
-def compute_contrast(results, contrast_def, stat_type=None, *, precision_weighted=False):
-    """Compute a contrast from fitted GLM results.
-
-    Parameters
-    ----------
-    results : GLMResults, StatsmodelsGLM, or a list of them (runs: fixed effects)
-    contrast_def : str, list of str, dict, array of shape (p,) or (q, p)
-        ``"medical_imaging - control"`` (t), ``["a", "b"]`` (F, one row per
-        expression), ``{"a": 1, "b": -1}``, a vector (t) or a matrix (F).
-    stat_type : {None, "t", "F"}
-        Inferred from the number of rows by default.
-    precision_weighted : bool, default=False
-        For a list of runs: inverse-variance weighted fixed effects (t only).
-
-    Returns
-    -------
-    Contrast
-        ``.effect_size()``, ``.effect_variance()``, ``.stat()``,
-        ``.p_value(two_sided=False)``, ``.z_score()``, ``.dof``.
-    """
-    if isinstance(results, (list, tuple)):
-        if not results:
-            raise ValueError("results is an empty list; pass fitted GLMResults.")
-        return compute_fixed_effects([r.contrast(contrast_def, stat_type) for r in results],
-                                     precision_weighted=precision_weighted)
-    if not hasattr(results, "contrast"):
-        raise TypeError(
-            "results must be GLMResults (from run_glm), StatsmodelsGLM (from fit_statsmodels) "
-            f"or a list of them, but got {type(results).__name__}. For a FirstLevelGLM use "
-            "its compute_contrast method."
-        )
-    return results.contrast(contrast_def, stat_type)

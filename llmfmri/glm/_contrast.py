@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
 
 import numpy as np
 
-from .._utils import check_option, did_you_mean
+from ..exceptions import ConstantUnitWarning, ContrastError
+from .._utils import check_option, did_you_mean, warn
 from ._stats import f_sf, t_sf, z_from_f, z_from_t
 
-__all__ = ["Contrast", "ContrastError", "expression_to_contrast_vector", "contrast_matrix",
+__all__ = ["compute_contrast", "Contrast", "expression_to_contrast_vector", "contrast_matrix",
            "compute_fixed_effects"]
-
-
-class ContrastError(ValueError):
-    """A contrast that does not fit the design: unknown names, wrong length, not estimable."""
 
 
 _BACKTICK = re.compile(r"`([^`]*)`")
@@ -394,7 +390,41 @@ def compute_fixed_effects(contrasts, *, precision_weighted=False):
         effect = np.where(wsum > 0, (w * eff).sum(axis=0) / wsum, 0.0)
         variance = np.where(wsum > 0, 1.0 / wsum, 0.0)
     if np.any(var == 0):
-        warnings.warn("Units with zero variance in some runs are ignored in those runs.",
-                      UserWarning, stacklevel=2)
+        warn("Units with zero variance in some runs are ignored in those runs.",
+             ConstantUnitWarning)
     return Contrast(effect, variance, sum(c.dof for c in contrasts), "t",
                     name=contrasts[0].name)
+
+
+def compute_contrast(results, contrast_def, stat_type=None, *, precision_weighted=False):
+    """Compute a contrast from fitted GLM results.
+
+    Parameters
+    ----------
+    results : GLMResults, StatsmodelsGLM, or a list of them (runs: fixed effects)
+    contrast_def : str, list of str, dict, array of shape (p,) or (q, p)
+        ``"medical_imaging - control"`` (t), ``["a", "b"]`` (F, one row per
+        expression), ``{"a": 1, "b": -1}``, a vector (t) or a matrix (F).
+    stat_type : {None, "t", "F"}
+        Inferred from the number of rows by default.
+    precision_weighted : bool, default=False
+        For a list of runs: inverse-variance weighted fixed effects (t only).
+
+    Returns
+    -------
+    Contrast
+        ``.effect_size()``, ``.effect_variance()``, ``.stat()``,
+        ``.p_value(two_sided=False)``, ``.z_score()``, ``.dof``.
+    """
+    if isinstance(results, (list, tuple)):
+        if not results:
+            raise ValueError("results is an empty list; pass fitted GLMResults.")
+        return compute_fixed_effects([r.contrast(contrast_def, stat_type) for r in results],
+                                     precision_weighted=precision_weighted)
+    if not hasattr(results, "contrast"):
+        raise TypeError(
+            "results must be GLMResults (from run_glm), StatsmodelsGLM (from fit_statsmodels) "
+            f"or a list of them, but got {type(results).__name__}. For a FirstLevelGLM use "
+            "its compute_contrast method."
+        )
+    return results.contrast(contrast_def, stat_type)

@@ -10,10 +10,11 @@ import pandas as pd
 from .._utils import check_option, did_you_mean, logger
 from ..design import check_design_matrix
 from ._contrast import contrast_matrix
-from ._engine import DataError, _default_block, _shape_of
+from ..exceptions import DataError
+from ._data import as_2d, column_block
 from ._unitmap import UnitMap
 
-__all__ = ["correct", "permutation_max_t", "PermutationResult"]
+__all__ = ["correct", "permutation_max_t", "PermutationResult", "GroupShuffler", "max_t_null"]
 
 _METHODS = ("fdr", "fdr_bh", "bonferroni")
 
@@ -96,9 +97,15 @@ class PermutationResult:
     two_sided : bool
     contrast : str
     units : UnitSpace or None
+    inference : str
+        ``"permutation"`` (recorded on the maps, see ``llmfmri.glm.INFERENCES``).
+    by : str or None
+        What was exchanged (``"prompt_id"``, ``"block"``), when known.
     """
 
-    def __init__(self, stat, null_max, *, two_sided, contrast, units=None, dof=None):
+    def __init__(self, stat, null_max, *, two_sided, contrast, units=None, dof=None, by=None):
+        self.inference = "permutation"
+        self.by = by
         self.stat = stat
         self.null_max = null_max
         self.two_sided = two_sided
@@ -129,15 +136,16 @@ class PermutationResult:
     def p_map(self):
         """The FWER p values as a :class:`UnitMap`."""
         return UnitMap(self.p_fwer, self.units, stat_type="t", output_type="p_value",
-                       contrast=self.contrast, dof=self.dof, correction="maxt")
+                       contrast=self.contrast, dof=self.dof, correction="maxt",
+                       inference=self.inference)
 
     def stat_map(self):
         """The observed t statistics as a :class:`UnitMap`."""
         return UnitMap(self.stat, self.units, stat_type="t", output_type="stat",
-                       contrast=self.contrast, dof=self.dof)
+                       contrast=self.contrast, dof=self.dof, inference=self.inference)
 
 
-class _GroupShuffler:
+class GroupShuffler:
     """Permutes the values of some design columns between groups of frames (blocks, prompts)."""
 
     def __init__(self, X, groups, columns, names, run_label=""):
@@ -231,7 +239,7 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
         stacks.append((Q0, w0, Qall, W, dof))
     null_max = np.full(n_perm, -np.inf)
     stat = np.empty(n_units)
-    block = min(_default_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_) in runs)
+    block = min(column_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_) in runs)
     width = int(max(16, min(4096, (64 * 2 ** 20) // (8 * n_perm * p))))
     t0 = time.perf_counter()
     for start in range(0, n_units, block):
@@ -334,7 +342,7 @@ def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n
     C = names = None
     n_units = None
     for r, (y, X, g) in enumerate(zip(Ys, Xs, gs)):
-        y, (n, u) = _shape_of(y)
+        y, (n, u) = as_2d(y)
         if n_units is None:
             n_units = u
         elif u != n_units:
@@ -360,7 +368,7 @@ def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n
         elif cols != names:
             raise DataError(f"design_matrix{label} has columns {cols}, but run 0 has {names}.")
         Xa = Xdf.to_numpy(dtype=np.float64)
-        shuffler = _GroupShuffler(Xa, g, perm_cols, names, label)
+        shuffler = GroupShuffler(Xa, g, perm_cols, names, label)
 
         def design_fn(perm, _s=shuffler, _X=Xa):
             return _X if perm is None else _s.design(perm)

@@ -42,77 +42,27 @@ import contextlib
 import os
 import threading
 import time
-import warnings
 
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .._utils import check_option, logger
+from ..exceptions import ConstantUnitWarning, DataError
+from .._utils import check_option, logger, use_log_level, warn
 from ..design import check_design_matrix
 from ._contrast import Contrast, contrast_matrix
+from ._data import as_2d, chunk_shape, column_block
 from ._stats import t_sf, z_from_t
 
-__all__ = ["run_glm", "GLMResults", "ConstantUnitWarning", "DataError"]
+__all__ = ["run_glm", "GLMResults"]
 
 _NOISE_MODELS = ("ols", "ar1")
 _FIRST_FRAME = ("keep", "scale", "drop")
-_BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
 _TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
 _BLOCK_UNITS = 8192            # units per task for arrays without chunks
 _NONE = np.zeros(0)            # "no such statistic" for the compiled kernels
 
 
-class ConstantUnitWarning(UserWarning):
-    """Some units are constant over all frames; their statistics are set to 0 (see run_glm)."""
-
-
-class DataError(ValueError):
-    """Data that cannot be fitted: NaN/inf values, wrong shape or length."""
-
-
-# --------------------------------------------------------------------------- input
-def _shape_of(Y, name="Y"):
-    shape = getattr(Y, "shape", None)
-    if shape is None:
-        Y = np.asarray(Y)
-        shape = Y.shape
-    if len(shape) != 2:
-        raise DataError(
-            f"{name} must be 2-D, of shape (n_frames, n_units), but got shape {tuple(shape)}."
-        )
-    return Y, tuple(int(s) for s in shape)
-
-
-def _chunk_shape(Y):
-    """(rows, cols) of the array's chunks, or (None, None)."""
-    chunks = getattr(Y, "chunks", None)
-    if chunks is None or len(chunks) != 2:
-        return None, None
-    out = []
-    for c in chunks:
-        if isinstance(c, (tuple, list)):  # dask: tuple of block sizes
-            c = max(c) if c else None
-        out.append(int(c) if c else None)
-    return tuple(out)
-
-
-def _default_block(Y, n_frames, n_units, chunk_size):
-    """Units per whole-column read block (used where all frames of a block are needed)."""
-    if chunk_size is not None:
-        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size <= 0:
-            raise ValueError(
-                f"chunk_size must be a positive number of units, but got {chunk_size!r}."
-            )
-        return int(chunk_size)
-    if isinstance(Y, np.ndarray):
-        return n_units  # already in memory; sub-blocking bounds the temporaries
-    _, unit_chunk = _chunk_shape(Y)
-    width = max(1, _BLOCK_BYTES // (n_frames * 8))
-    if unit_chunk:
-        width = max(unit_chunk, (width // unit_chunk) * unit_chunk)
-    return min(width, n_units)
-
-
+# --------------------------------------------------------------------------- tiles
 def _tiles(Y, n_frames, n_units, chunk_size, workers=1):
     """Tile layout: (columns per block, rows per read).
 
@@ -124,9 +74,9 @@ def _tiles(Y, n_frames, n_units, chunk_size, workers=1):
     ``_BLOCK_UNITS`` units, fewer where that gives each of ``workers``
     threads a block.
     """
-    row_chunk, unit_chunk = _chunk_shape(Y)
+    row_chunk, unit_chunk = chunk_shape(Y)
     if chunk_size is not None:
-        width = _default_block(Y, n_frames, n_units, chunk_size)
+        width = column_block(Y, n_frames, n_units, chunk_size)
     elif unit_chunk:
         width = unit_chunk
     else:
@@ -648,8 +598,8 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
         cores); an in-memory array is split into at least one block per
         thread. The compiled kernels release the GIL; BLAS runs
         single-threaded inside each thread.
-    verbose : int
-        Log progress at INFO level when > 0.
+    verbose : int, default=0
+        Log progress (INFO, one line per block of units) for this call when > 0.
 
     Returns
     -------
@@ -686,14 +636,14 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
     if bins is not None and (isinstance(bins, bool) or int(bins) != bins or bins <= 0):
         raise ValueError(f"bins must be None or a positive integer, but got {bins!r}.")
     n_jobs = _check_n_jobs(n_jobs)
-    with _blas_single_thread():
+    with use_log_level(verbose), _blas_single_thread():
         return _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_size,
                         n_jobs, verbose)
 
 
 def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_size, n_jobs,
              verbose):
-    Y, (n_frames, n_units) = _shape_of(Y)
+    Y, (n_frames, n_units) = as_2d(Y)
     X_shape = np.shape(X)
     if len(X_shape) >= 1 and X_shape[0] != n_frames:
         raise DataError(
@@ -748,11 +698,10 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
         rss[c0:c1] = r
         if rho_out is not None:
             rho_out[c0:c1] = rh
-        if verbose:
-            with lock:
-                done[0] += c1 - c0
-                logger.info("run_glm: %d/%d units fitted (%.1f s)", done[0], n_units,
-                            time.perf_counter() - t0)
+        with lock:
+            done[0] += c1 - c0
+            logger.info("run_glm: %d/%d units fitted (%.1f s)", done[0], n_units,
+                        time.perf_counter() - t0)
 
     starts = range(0, n_units, width)
     with _executor(n_jobs) as pool:
@@ -781,12 +730,12 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
                 constant[idx] = True
     n_const = int(constant.sum())
     if n_const:
-        warnings.warn(
+        warn(
             f"{n_const} of {n_units} units are constant over all {n_frames} frames (first "
             f"columns {np.flatnonzero(constant)[:5].tolist()}); their effects are 0 for any "
             "contrast orthogonal to the constant, their variance 0, and their t, z set to 0 "
             "(p = 1 two-sided).",
-            ConstantUnitWarning, stacklevel=3,
+            ConstantUnitWarning,
         )
     dispersion = rss / d.dof
     return GLMResults(Xdf, d, theta, dispersion, rho_out, constant, bins=bins,

@@ -1,57 +1,21 @@
-"""FirstLevelGLM: a scikit-learn-style estimator over the runs of a recording."""
+"""FirstLevelGLM: a scikit-learn estimator over the runs of a recording."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .._utils import check_option, did_you_mean, logger
-from ..design import check_design_matrix, make_design_matrix
-from ..design._design import _per_frame, _read_events
-from ._contrast import ContrastError, compute_fixed_effects, contrast_matrix
-from ._correct import PermutationResult, _GroupShuffler, max_t_null
-from ._engine import DataError, _shape_of, run_glm
-from ._unitmap import OUTPUT_TYPES, UnitMap
+from .._utils import check_option, check_positive_int, did_you_mean, logger, with_verbose
+from .._utils.estimator import BaseEstimator, check_is_fitted
+from ..design import check_design_matrix, check_events, events_per_frame, make_design_matrix
+from ..exceptions import ContrastError, DataError
+from ._contrast import compute_fixed_effects, contrast_matrix
+from ._correct import GroupShuffler, PermutationResult, max_t_null
+from ._data import as_2d, as_run_list, recording_runs
+from ._engine import run_glm
+from ._unitmap import OUTPUT_TYPES, contrast_to_maps
 
-__all__ = ["FirstLevelGLM", "contrast_to_maps", "is_recording"]
-
-
-def is_recording(obj):
-    """True for Recording-like objects (``frames``, ``events``, ``runs``, ``units``)."""
-    return all(hasattr(obj, a) for a in ("frames", "events", "runs", "units")) and callable(
-        getattr(obj, "frames"))
-
-
-def contrast_to_maps(contrast, units, output_type):
-    """Turn a :class:`Contrast` into a UnitMap (or a dict of them for ``"all"``)."""
-    check_option("output_type", output_type, OUTPUT_TYPES + ("all",))
-    kinds = OUTPUT_TYPES if output_type == "all" else (output_type,)
-    maps = {}
-    for kind in kinds:
-        values = {
-            "z_score": contrast.z_score, "stat": contrast.stat, "p_value": contrast.p_value,
-            "effect_size": contrast.effect_size, "effect_variance": contrast.effect_variance,
-        }[kind]()
-        if values.ndim == 2 and values.shape[0] == 1:
-            values = values[0]
-        maps[kind] = UnitMap(values, units, stat_type=contrast.stat_type, output_type=kind,
-                             contrast=contrast.name, dof=contrast.dof, dim=contrast.dim)
-    return maps if output_type == "all" else maps[output_type]
-
-
-def _as_list(value, n, name):
-    if value is None:
-        return [None] * n
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise DataError(f"{name} lists {len(value)} runs, but the data have {n} runs.")
-        return list(value)
-    if n != 1:
-        raise DataError(
-            f"The data have {n} runs, so {name} must be a list of {n} items (one per run), "
-            f"but got a single {type(value).__name__}."
-        )
-    return [value]
+__all__ = ["FirstLevelGLM"]
 
 
 class _EventShuffler:
@@ -96,7 +60,7 @@ class _EventShuffler:
         return X[self.columns].to_numpy(dtype=np.float64)
 
 
-class FirstLevelGLM:
+class FirstLevelGLM(BaseEstimator):
     """Mass-univariate first-level GLM over the runs of a recording (nilearn's FirstLevelModel).
 
     ``__init__`` only stores the arguments; the work is in :meth:`fit`.
@@ -130,6 +94,8 @@ class FirstLevelGLM:
     n_jobs : int, default=1
         Threads (see :func:`run_glm`).
     verbose : int, default=0
+        Log progress (INFO) for this estimator's calls when > 0 (see
+        :func:`llmfmri.set_verbose`).
 
     Attributes
     ----------
@@ -139,6 +105,8 @@ class FirstLevelGLM:
     units_ : UnitSpace or None
     runs_ : list
         Run labels.
+    events_ : list of pandas.DataFrame or None
+        The events of each run (validated), or None for runs given as designs.
 
     Examples
     --------
@@ -173,27 +141,6 @@ class FirstLevelGLM:
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __repr__(self):
-        return (f"FirstLevelGLM(noise_model={self.noise_model!r}, hrf_model={self.hrf_model!r}, "
-                f"drift_model={self.drift_model!r})")
-
-    def get_params(self, deep=True):
-        """Constructor arguments (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in (
-            "noise_model", "hrf_model", "drift_model", "drift_order", "high_pass", "conditions",
-            "confounds", "bins", "first_frame", "bias_correction", "chunk_size", "n_jobs",
-            "verbose")}
-
-    def set_params(self, **params):
-        """Set constructor arguments (scikit-learn convention)."""
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"Invalid parameter {k!r} for FirstLevelGLM."
-                                 + did_you_mean(k, valid))
-            setattr(self, k, v)
-        return self
-
     def _build(self, events, n_frames, confounds):
         return make_design_matrix(
             events, n_frames=n_frames, hrf_model=self.hrf_model, drift_model=self.drift_model,
@@ -201,7 +148,17 @@ class FirstLevelGLM:
             confounds=confounds,
         )
 
+    def _run_confounds(self, conf):
+        """``self.confounds`` plus a run's own confounds (one list)."""
+        extra = self.confounds
+        if conf is None:
+            return extra
+        base = [] if extra is None else (list(extra) if isinstance(extra, (list, tuple))
+                                         else [extra])
+        return base + [conf]
+
     # --------------------------------------------------------------------- fit
+    @with_verbose
     def fit(self, run_data, events=None, design_matrices=None, *, confounds=None, units=None,
             runs=None):
         """Fit the GLM to every run.
@@ -226,74 +183,39 @@ class FirstLevelGLM:
         Returns
         -------
         self
+
+        Raises
+        ------
+        DataError
+            For runs of different widths, units that do not match, missing events.
+        llmfmri.exceptions.DesignMatrixError
+            For a design that cannot be fitted (names the collinear columns).
         """
         check_option("noise_model", self.noise_model, ("ols", "ar1"))
-        if is_recording(run_data):
-            rec = run_data
-            all_runs = list(rec.runs)
-            if runs is None:
-                runs = all_runs
-            else:
-                runs = [runs] if np.ndim(runs) == 0 else list(runs)
-                bad = [r for r in runs if r not in all_runs]
-                if bad:
-                    raise DataError(f"runs names run {bad[0]!r}, but the recording has runs "
-                                    f"{all_runs}.")
-            data = [rec.frames(r) for r in runs]
-            if events is None and design_matrices is None:
-                events = [rec.events(r) for r in runs]
-            units = rec.units if units is None else units
-        else:
-            if isinstance(run_data, (list, tuple)):
-                data = list(run_data)
-            else:
-                data = [run_data]
-            runs = list(range(1, len(data) + 1)) if runs is None else list(runs)
-            if len(runs) != len(data):
-                raise DataError(f"runs lists {len(runs)} labels for {len(data)} runs of data.")
-        if not data:
-            raise DataError("run_data holds no runs.")
-        shapes = []
-        for k, y in enumerate(data):
-            y, shape = _shape_of(y, name=f"run_data[{k}]")
-            data[k] = y
-            shapes.append(shape)
+        data, evs, runs, rec_units, shapes = self._collect(run_data, events, design_matrices,
+                                                           runs)
+        units = rec_units if units is None else units
         n_units = shapes[0][1]
-        for k, (_, u) in enumerate(shapes):
-            if u != n_units:
-                raise DataError(
-                    f"All runs need the same units, but run {runs[k]} has {u} units and run "
-                    f"{runs[0]} has {n_units}."
-                )
         if units is not None and getattr(units, "n_units", None) != n_units:
             raise DataError(
                 f"units (a UnitSpace of {getattr(units, 'n_units', None)} units) does not match "
                 f"the data's {n_units} units."
             )
-        n = len(data)
-        dms = _as_list(design_matrices, n, "design_matrices")
-        evs = _as_list(events, n, "events")
-        confs = _as_list(confounds, n, "confounds")
+        confs = as_run_list(confounds, len(data), "confounds")
+        dms = as_run_list(design_matrices, len(data), "design_matrices")
         designs = []
-        for k, (y, dm, ev, conf) in enumerate(zip(data, dms, evs, confs)):
+        for k, (dm, conf) in enumerate(zip(dms, confs)):
             n_frames = shapes[k][0]
-            if dm is None:
-                if ev is None:
-                    raise DataError(
-                        f"Run {runs[k]} has neither events nor a design matrix; pass events=... "
-                        "or design_matrices=...."
-                    )
-                ev = _read_events(ev)
-                evs[k] = ev
-                extra = self.confounds
-                if conf is not None:
-                    base = [] if extra is None else (list(extra) if isinstance(extra, (list, tuple))
-                                                     else [extra])
-                    extra = base + [conf]
-                dm = self._build(ev, n_frames, extra)
+            if dm is not None:
+                designs.append(check_design_matrix(dm, name=f"design_matrices[{k}]",
+                                                   n_frames=n_frames))
+            elif evs[k] is None:
+                raise DataError(
+                    f"Run {runs[k]} has neither events nor a design matrix; pass events=... "
+                    "or design_matrices=...."
+                )
             else:
-                dm = check_design_matrix(dm, name=f"design_matrices[{k}]", n_frames=n_frames)
-            designs.append(dm)
+                designs.append(self._build(evs[k], n_frames, self._run_confounds(conf)))
         results = []
         for k, (y, dm) in enumerate(zip(data, designs)):
             logger.info("FirstLevelGLM: fitting run %s (%d frames x %d units, %s)", runs[k],
@@ -312,9 +234,24 @@ class FirstLevelGLM:
         self._confs = confs
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "results_"):
-            raise RuntimeError("This FirstLevelGLM is not fitted yet; call fit(...) first.")
+    @staticmethod
+    def _collect(run_data, events, design_matrices, runs):
+        """Runs of data (2-D, same width) and their validated events."""
+        data, evs, runs, units = recording_runs(run_data, runs, events=events)
+        if design_matrices is not None and events is None:
+            evs = [None] * len(data)  # ready-made designs: a Recording's events are not used
+        shapes = []
+        for k, y in enumerate(data):
+            data[k], shape = as_2d(y, name=f"run_data[{k}]")
+            shapes.append(shape)
+        for k, (_, u) in enumerate(shapes):
+            if u != shapes[0][1]:
+                raise DataError(
+                    f"All runs need the same units, but run {runs[k]} has {u} units and run "
+                    f"{runs[0]} has {shapes[0][1]}."
+                )
+        evs = [None if ev is None else check_events(ev) for ev in evs]
+        return data, evs, runs, units, shapes
 
     # ---------------------------------------------------------------- contrasts
     def _run_contrasts(self, contrast_def, stat_type):
@@ -350,19 +287,20 @@ class FirstLevelGLM:
         -------
         UnitMap, or dict of UnitMap for ``"all"``
         """
-        self._check_fitted()
+        check_is_fitted(self)
         check_option("output_type", output_type, OUTPUT_TYPES + ("all",))
         contrast = compute_fixed_effects(self._run_contrasts(contrast_def, stat_type),
                                          precision_weighted=precision_weighted)
-        return contrast_to_maps(contrast, self.units_, output_type)
+        return contrast_to_maps(contrast, self.units_, output_type, inference="token")
 
     def contrast(self, contrast_def, stat_type=None, *, precision_weighted=False):
         """The fixed-effects :class:`Contrast` object itself (effect, variance, dof)."""
-        self._check_fitted()
+        check_is_fitted(self)
         return compute_fixed_effects(self._run_contrasts(contrast_def, stat_type),
                                      precision_weighted=precision_weighted)
 
     # ------------------------------------------------------------- permutations
+    @with_verbose
     def permutation_test(self, contrast_def, *, by="block", n_perm=1000, two_sided=True,
                          random_state=None, groups=None):
         """Family-wise error by permutation max-T, exchanging block or prompt labels within runs.
@@ -393,67 +331,69 @@ class FirstLevelGLM:
         noise model. Boxcar designs permute the design columns directly; HRF
         designs are rebuilt from the permuted events.
         """
-        self._check_fitted()
-        if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
-            raise ValueError(f"n_perm must be a positive integer, but got {n_perm!r}.")
+        check_is_fitted(self)
+        n_perm = check_positive_int("n_perm", n_perm)
         rng = np.random.default_rng(random_state)
-        gs = _as_list(groups, len(self._data), "groups")
+        gs = as_run_list(groups, len(self._data), "groups")
         runs = []
-        cname = None
-        c_vec = None
-        for k, (y, dm, ev) in enumerate(zip(self._data, self.design_matrices_, self.events_)):
-            label = f" (run {self.runs_[k]})" if len(self._data) > 1 else ""
+        for k, (y, dm) in enumerate(zip(self._data, self.design_matrices_)):
             C, _, cname = contrast_matrix(contrast_def, dm.columns, "t")
             c_vec = C[0]
-            cols = list(np.flatnonzero(c_vec))
-            names = [str(c) for c in dm.columns]
-            X = dm.to_numpy(dtype=np.float64)
-            if gs[k] is None and ev is None:
-                raise DataError(
-                    f"Run {self.runs_[k]} was fitted from a design matrix without events; pass "
-                    "groups=[per-frame labels per run] to permute."
-                )
-            if self.hrf_model is None or gs[k] is not None:
-                if gs[k] is not None:
-                    g = np.asarray(gs[k])
-                else:
-                    if by not in ev.columns:
-                        raise DataError(
-                            f"Permutation by {by!r} needs an events column {by!r}{label}, but "
-                            f"the events have {list(ev.columns)}." + did_you_mean(by, ev.columns)
-                        )
-                    g, _ = _per_frame(ev, by, dm.index.to_numpy(dtype=float))
-                sh = _GroupShuffler(X, g, cols, names, label)
-
-                def fn(perm, _s=sh, _X=X):
-                    return _X if perm is None else _s.design(perm)
-            else:
-                extra = self.confounds
-                conf = self._confs[k]
-                if conf is not None:
-                    base = [] if extra is None else (list(extra) if isinstance(extra, (list, tuple))
-                                                     else [extra])
-                    extra = base + [conf]
-                n_frames = X.shape[0]
-                cond_cols = [str(c) for c in make_design_matrix(
-                    ev, n_frames=n_frames, hrf_model=self.hrf_model, drift_model=None,
-                    conditions=self.conditions, constant=False, check=False).columns]
-                sh = _EventShuffler(
-                    ev, by, lambda e, _n=n_frames, _x=extra: self._build(e, _n, _x).reindex(
-                        columns=names), cond_cols, label)
-                cidx = [names.index(c) for c in cond_cols]
-
-                def fn(perm, _s=sh, _X=X, _ci=cidx):
-                    if perm is None:
-                        return _X
-                    Xp = _X.copy()
-                    Xp[:, _ci] = _s.design(perm)
-                    return Xp
-            runs.append((y, fn, sh.n_groups, float(X.shape[0] - X.shape[1])))
+            fn, n_groups = self._permuted_designs(k, c_vec, by, gs[k])
+            runs.append((y, fn, n_groups, float(dm.shape[0] - dm.shape[1])))
         stat, null_max = max_t_null(runs, c_vec, n_perm=int(n_perm), two_sided=two_sided,
                                     rng=rng, chunk_size=self.chunk_size, verbose=self.verbose)
         return PermutationResult(stat, null_max, two_sided=two_sided, contrast=cname,
-                                 units=self.units_, dof=sum(r[3] for r in runs))
+                                 units=self.units_, dof=sum(r[3] for r in runs),
+                                 by=by if groups is None else None)
+
+    def _permuted_designs(self, k, c_vec, by, groups):
+        """Run ``k``'s design under a permutation (``fn(perm)``; ``fn(None)``: the observed).
+
+        Boxcar designs permute the contrast's columns between groups of frames;
+        HRF designs are rebuilt from events whose condition labels are permuted.
+        """
+        dm, ev = self.design_matrices_[k], self.events_[k]
+        label = f" (run {self.runs_[k]})" if len(self._data) > 1 else ""
+        cols = list(np.flatnonzero(c_vec))
+        names = [str(c) for c in dm.columns]
+        X = dm.to_numpy(dtype=np.float64)
+        if groups is None and ev is None:
+            raise DataError(
+                f"Run {self.runs_[k]} was fitted from a design matrix without events; pass "
+                "groups=[per-frame labels per run] to permute."
+            )
+        if self.hrf_model is None or groups is not None:
+            if groups is not None:
+                g = np.asarray(groups)
+            else:
+                if by not in ev.columns:
+                    raise DataError(
+                        f"Permutation by {by!r} needs an events column {by!r}{label}, but "
+                        f"the events have {list(ev.columns)}." + did_you_mean(by, ev.columns)
+                    )
+                g, _ = events_per_frame(ev, by, dm.index.to_numpy(dtype=float))
+            sh = GroupShuffler(X, g, cols, names, label)
+
+            def fn(perm):
+                return X if perm is None else sh.design(perm)
+            return fn, sh.n_groups
+        extra = self._run_confounds(self._confs[k])
+        n_frames = X.shape[0]
+        cond_cols = [str(c) for c in make_design_matrix(
+            ev, n_frames=n_frames, hrf_model=self.hrf_model, drift_model=None,
+            conditions=self.conditions, constant=False, check=False).columns]
+        sh = _EventShuffler(ev, by, lambda e: self._build(e, n_frames, extra).reindex(
+            columns=names), cond_cols, label)
+        cidx = [names.index(c) for c in cond_cols]
+
+        def fn(perm):
+            if perm is None:
+                return X
+            Xp = X.copy()
+            Xp[:, cidx] = sh.design(perm)
+            return Xp
+        return fn, sh.n_groups
 
     # ------------------------------------------------------------- statsmodels
     def fit_statsmodels(self, units=None, *, model="ols", **kwargs):
@@ -471,7 +411,7 @@ class FirstLevelGLM:
         list of StatsmodelsGLM
             One per run, with the same design matrices.
         """
-        self._check_fitted()
+        check_is_fitted(self)
         from ._statsmodels import fit_statsmodels
 
         return [fit_statsmodels(y, dm, units=units, model=model, **kwargs)

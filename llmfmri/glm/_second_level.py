@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
-from .._utils import check_option, did_you_mean, logger
-from ..design import check_design_matrix
-from ..design._design import _per_frame, _read_events
-from ._engine import DataError, _default_block, _shape_of, run_glm
-from ._first_level import contrast_to_maps, is_recording
-from ._unitmap import OUTPUT_TYPES, UnitMap
+from .._utils import check_option, did_you_mean, logger, with_verbose
+from .._utils.estimator import BaseEstimator, check_is_fitted
+from ..design import check_design_matrix, check_events, events_per_frame
+from ..exceptions import DataError
+from ._data import as_2d, column_block, is_recording, recording_runs
+from ._engine import run_glm
+from ._unitmap import OUTPUT_TYPES, UnitMap, contrast_to_maps
 
-__all__ = ["SecondLevelGLM", "summarize_prompts"]
+__all__ = ["SecondLevelGLM", "summarize_prompts", "PromptSummary"]
 
 _STATISTICS = ("mean", "last", "first", "sum")
+
+
+class PromptSummary(NamedTuple):
+    """What :func:`summarize_prompts` returns (unpacks as ``table, values``).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (run, group): ``run``, the group column, ``n_frames``, and
+        the group's ``trial_type`` and ``block`` when constant within it.
+    values : ndarray of shape (n_groups, n_units)
+        The summary of each group's frames.
+    """
+
+    table: pd.DataFrame
+    values: np.ndarray
 
 
 def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", runs=None,
@@ -43,36 +62,30 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
 
     Returns
     -------
-    table : pandas.DataFrame
-        One row per (run, group): ``run``, ``by``, ``n_frames``, and the
-        group's ``trial_type`` and ``block`` when constant within it.
-    values : ndarray of shape (n_groups, n_units)
+    PromptSummary
+        ``.table`` (pandas.DataFrame, one row per (run, group): ``run``,
+        ``by``, ``n_frames``, and the group's ``trial_type`` and ``block`` when
+        constant within it) and ``.values`` (ndarray of shape
+        (n_groups, n_units)); unpacks as ``table, values``.
     """
     check_option("statistic", statistic, _STATISTICS)
-    if is_recording(data):
-        runs = list(data.runs) if runs is None else list(runs)
-        arrays = [data.frames(r) for r in runs]
-        events = [data.events(r) for r in runs] if events is None else events
-    else:
-        arrays = list(data) if isinstance(data, (list, tuple)) else [data]
-        runs = list(range(1, len(arrays) + 1)) if runs is None else list(runs)
-    evs = list(events) if isinstance(events, (list, tuple)) else [events]
-    if len(evs) != len(arrays) or any(e is None for e in evs):
+    arrays, evs, runs, _ = recording_runs(data, runs, events=events)
+    if any(e is None for e in evs):
         raise DataError(
             f"summarize_prompts needs per-frame events for each of the {len(arrays)} runs, "
-            f"but got {len(evs)} events tables."
+            f"but {sum(e is None for e in evs)} have none."
         )
     tables, values = [], []
     for run, Y, ev in zip(runs, arrays, evs):
-        Y, (n, u) = _shape_of(Y)
-        ev = _read_events(ev)
+        Y, (n, u) = as_2d(Y)
+        ev = check_events(ev)
         if by not in ev.columns:
             raise DataError(
                 f"events of run {run} have no {by!r} column; columns are {list(ev.columns)}."
                 + did_you_mean(by, ev.columns)
             )
         ft = np.arange(n, dtype=float)
-        labels, covered = _per_frame(ev, by, ft)
+        labels, covered = events_per_frame(ev, by, ft)
         codes, uniques = pd.factorize(pd.Series(labels), use_na_sentinel=True)
         G = len(uniques)
         if G == 0:
@@ -81,7 +94,7 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
                 "n_frames": np.bincount(codes[codes >= 0], minlength=G)}
         for col in ("trial_type", "block"):
             if col in ev.columns and col != by:
-                vals, _ = _per_frame(ev, col, ft)
+                vals, _ = events_per_frame(ev, col, ft)
                 per = []
                 for g in range(G):
                     v = pd.unique(pd.Series(vals[codes == g]).dropna())
@@ -101,7 +114,7 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
             else:
                 M[g, idx[0]] = 1.0
         out = np.empty((G, u))
-        block = _default_block(Y, n, u, chunk_size)
+        block = column_block(Y, n, u, chunk_size)
         for a in range(0, u, block):
             b = min(a + block, u)
             Yb = np.asarray(Y[:, a:b], dtype=np.float64)
@@ -113,10 +126,10 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
     if "trial_type" in table.columns and (table["trial_type"] == "mixed").any():
         bad = table.loc[table["trial_type"] == "mixed", by].tolist()[:5]
         logger.warning("summarize_prompts: %s %s span several trial types", by, bad)
-    return table, np.vstack(values)
+    return PromptSummary(table, np.vstack(values))
 
 
-class SecondLevelGLM:
+class SecondLevelGLM(BaseEstimator):
     """Second-level GLM on per-sample maps: one-sample, paired, two-sample and prompt-level tests.
 
     Samples can be first-level effect maps of runs, prompt sets, seeds or
@@ -128,6 +141,8 @@ class SecondLevelGLM:
     ----------
     chunk_size : int, optional
         Units per block.
+    verbose : int, default=0
+        Log progress (INFO) for this estimator's calls when > 0.
 
     Attributes
     ----------
@@ -147,12 +162,11 @@ class SecondLevelGLM:
     True
     """
 
-    def __init__(self, *, chunk_size=None):
+    def __init__(self, *, chunk_size=None, verbose=0):
         self.chunk_size = chunk_size
+        self.verbose = verbose
 
-    def __repr__(self):
-        return "SecondLevelGLM()"
-
+    @with_verbose
     def fit(self, second_level_input, design_matrix=None, *, paired_with=None, units=None):
         """Fit across samples.
 
@@ -230,6 +244,7 @@ class SecondLevelGLM:
                 )
         return Y, units
 
+    @with_verbose
     def fit_prompts(self, data, events=None, *, by="prompt_id", condition="trial_type",
                     statistic="mean", covariates=None, runs=None, units=None):
         """Prompt-level fit: one summary per prompt, one column per condition.
@@ -298,8 +313,8 @@ class SecondLevelGLM:
         -------
         UnitMap, or dict of UnitMap for ``"all"``
         """
-        if not hasattr(self, "results_"):
-            raise RuntimeError("This SecondLevelGLM is not fitted yet; call fit(...) first.")
+        check_is_fitted(self)
         check_option("output_type", output_type, OUTPUT_TYPES + ("all",))
+        inference = "second_level" if self.sample_table_ is None else "prompt"
         return contrast_to_maps(self.results_.contrast(contrast_def, stat_type), self.units_,
-                                output_type)
+                                output_type, inference=inference)

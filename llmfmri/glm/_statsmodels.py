@@ -15,7 +15,8 @@ import pandas as pd
 from .._utils import check_option
 from ..design import check_design_matrix
 from ._contrast import Contrast, contrast_matrix
-from ._engine import DataError, _shape_of
+from ..exceptions import DataError
+from ._data import as_2d
 
 __all__ = ["fit_statsmodels", "StatsmodelsGLM"]
 
@@ -92,7 +93,7 @@ def fit_statsmodels(Y, X, *, units=None, model="ols", family=None, cov_type="non
     import statsmodels.api as sm
 
     check_option("model", model, _MODELS)
-    Y, (n, u) = _shape_of(Y)
+    Y, (n, u) = as_2d(Y)
     if np.shape(X)[0] != n:
         raise DataError(
             f"X and Y must have the same number of frames, but X has shape {np.shape(X)} and "

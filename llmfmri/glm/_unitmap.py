@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .._utils import atomic_write_bytes, check_option
+from .._utils import check_option
 
-__all__ = ["UnitMap", "OUTPUT_TYPES"]
+__all__ = ["UnitMap", "OUTPUT_TYPES", "INFERENCES", "contrast_to_maps"]
 
 OUTPUT_TYPES = ("z_score", "stat", "p_value", "effect_size", "effect_variance")
+
+#: How a map's statistics were made, recorded on every map (``UnitMap.inference``).
+INFERENCES = {
+    "prompt": "prompt-level random effects: one summary per prompt, then a second-level test "
+              "across prompts (generalises over prompts)",
+    "permutation": "permutation max-T exchanging whole prompts (or blocks) within runs; "
+                   "family-wise error (generalises over prompts)",
+    "token": "token-level first-level GLM: a fixed effect of the presented prompts (does not "
+             "generalise over prompts)",
+    "second_level": "second-level GLM across the given samples (runs, seeds, models...)",
+}
 
 _DESCRIPTION = {
     "z_score": "z_score", "stat": "stat", "p_value": "p_value",
@@ -41,6 +49,9 @@ class UnitMap:
         Numerator degrees of freedom of an F statistic.
     correction : str, optional
         Multiple-comparison correction applied to a p map (``"fdr"``...).
+    inference : str, optional
+        Which inference made the map: a key of :data:`INFERENCES`
+        (``"prompt"``, ``"permutation"``, ``"token"``, ``"second_level"``).
 
     Examples
     --------
@@ -52,8 +63,10 @@ class UnitMap:
     """
 
     def __init__(self, values, units=None, *, stat_type=None, output_type="z_score",
-                 contrast=None, dof=None, dim=1, correction=None):
+                 contrast=None, dof=None, dim=1, correction=None, inference=None):
         check_option("output_type", output_type, OUTPUT_TYPES)
+        if inference is not None:
+            check_option("inference", inference, tuple(INFERENCES))
         values = np.asarray(values, dtype=np.float64)
         if values.ndim not in (1, 2):
             raise ValueError(
@@ -76,6 +89,7 @@ class UnitMap:
         self.dof = None if dof is None else float(dof)
         self.dim = int(dim)
         self.correction = correction
+        self.inference = inference
 
     # ------------------------------------------------------------------ basics
     @property
@@ -99,12 +113,14 @@ class UnitMap:
             bits.append(f"dof={self.dof:g}")
         if self.correction:
             bits.append(f"correction={self.correction!r}")
+        if self.inference:
+            bits.append(f"inference={self.inference!r}")
         return "UnitMap(" + ", ".join(bits) + ")"
 
     def _replace(self, values, **changes):
         kw = dict(units=self.units, stat_type=self.stat_type, output_type=self.output_type,
                   contrast=self.contrast, dof=self.dof, dim=self.dim,
-                  correction=self.correction)
+                  correction=self.correction, inference=self.inference)
         kw.update(changes)
         return UnitMap(values, **kw)
 
@@ -153,14 +169,9 @@ class UnitMap:
         img = self.units.to_nifti(self.values, intent=intent, intent_params=params,
                                   description=self.description())
         if path is not None:
-            path = Path(path)
-            name = path.name
-            if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-                raise ValueError(f"path must end in .nii or .nii.gz, but got {path}.")
-            data = img.to_bytes()
-            if name.endswith(".gz"):
-                data = gzip.compress(data, compresslevel=6, mtime=0)
-            atomic_write_bytes(path, data, overwrite=overwrite)
+            from ..io import write_nifti
+
+            write_nifti(img, path, overwrite=overwrite)
         return img
 
     def to_frame(self, name="value"):
@@ -182,3 +193,34 @@ class UnitMap:
             for k, row in enumerate(self.values):
                 df[f"{name}_{k}"] = row
         return df.reset_index(drop=True)
+
+
+def contrast_to_maps(contrast, units, output_type, *, inference=None):
+    """Turn a :class:`~llmfmri.glm.Contrast` into a UnitMap (or a dict of them for ``"all"``).
+
+    Parameters
+    ----------
+    contrast : Contrast
+    units : UnitSpace or None
+    output_type : {"z_score", "stat", "p_value", "effect_size", "effect_variance", "all"}
+    inference : str, optional
+        Recorded on each map (see :data:`INFERENCES`).
+
+    Returns
+    -------
+    UnitMap, or dict of output_type -> UnitMap
+    """
+    check_option("output_type", output_type, OUTPUT_TYPES + ("all",))
+    kinds = OUTPUT_TYPES if output_type == "all" else (output_type,)
+    maps = {}
+    for kind in kinds:
+        values = {
+            "z_score": contrast.z_score, "stat": contrast.stat, "p_value": contrast.p_value,
+            "effect_size": contrast.effect_size, "effect_variance": contrast.effect_variance,
+        }[kind]()
+        if values.ndim == 2 and values.shape[0] == 1:
+            values = values[0]
+        maps[kind] = UnitMap(values, units, stat_type=contrast.stat_type, output_type=kind,
+                             contrast=contrast.name, dof=contrast.dof, dim=contrast.dim,
+                             inference=inference)
+    return maps if output_type == "all" else maps[output_type]

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..exceptions import UnknownArchitectureError
 from .._utils import did_you_mean
 from ..units import COMPONENTS, SiteError, format_site, parse_site
 
 __all__ = ["ArchitectureAdapter", "get_adapter", "list_sites", "FAMILIES", "UnknownArchitectureError"]
-
-
-class UnknownArchitectureError(ValueError):
-    """The model's architecture has no adapter."""
 
 
 @dataclass(frozen=True)

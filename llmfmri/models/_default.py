@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..exceptions import ModelLoadError
 from .._utils import atomic_write_json, get_data_home, sha256_file
 
 logger = logging.getLogger("llmfmri")
@@ -36,10 +37,6 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MANIFEST = "llmfmri_manifest.json"
 
 __all__ = ["DEFAULT_MODEL", "ModelLoadError", "default_model_dir", "fetch_default_model"]
-
-
-class ModelLoadError(OSError):
-    """A model could not be fetched, verified or loaded."""
 
 
 def default_model_dir(data_home=None):

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from .._utils import sha256_file
-from ._default import (DEFAULT_MODEL, DEFAULT_MODEL_HF_ID, MANIFEST, ModelLoadError,
-                       fetch_default_model)
+from ..exceptions import ModelLoadError, ModelNotFoundError
+from ._default import DEFAULT_MODEL, DEFAULT_MODEL_HF_ID, MANIFEST, fetch_default_model
 
 logger = logging.getLogger("llmfmri")
 
@@ -80,6 +80,8 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
 
     Raises
     ------
+    ModelNotFoundError
+        ``name_or_path`` is a local path (absolute, ``./``, ``~``) that does not exist.
     ModelLoadError
         The model cannot be fetched or loaded; when the Hub is unreachable and
         the model is not cached, the message says so and names the default model.
@@ -105,6 +107,12 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
         local_only = True
     else:
         source = str(name_or_path)
+        if _looks_like_path(source) and not Path(source).expanduser().exists():
+            raise ModelNotFoundError(
+                f"Model folder {source!r} does not exist. Give a local folder written by "
+                "save_pretrained, a Hugging Face id such as 'facebook/galactica-125m', or no "
+                f"model for the default model {DEFAULT_MODEL}."
+            )
         local_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         info.update(model_id=source, source="local directory" if Path(source).is_dir() else "hub")
     load_kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, **kwargs)
@@ -142,6 +150,12 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
     logger.info("Loaded %s (%s, %d layers) on %s", info["model_id"], info["architecture"],
                 model.config.num_hidden_layers, next(model.parameters()).device)
     return model
+
+
+def _looks_like_path(text):
+    """A local path, not a Hub id (``org/name``): absolute, ``./``, ``~`` or 3+ components."""
+    return (os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") >= 2
+            or os.sep != "/" and os.sep in text)
 
 
 def _manifest_hash(path):

@@ -20,12 +20,13 @@ No torch import at module level: weights may be numpy arrays.
 
 from __future__ import annotations
 
-import warnings
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._utils import logger
+from ..exceptions import MultifractalWarning
+from .._utils import logger, warn
 from ._spectrum import MultifractalError
 
 __all__ = ["NeuronNetwork", "neuron_network", "neuron_networks", "EDGE_KINDS", "NODE_GROUPS",
@@ -36,10 +37,6 @@ EDGE_KINDS = ("q", "k", "v", "attn_mix", "o", "mlp_in", "mlp_gate", "mlp_out")
 #: Node groups (layers of neurons) within a block.
 NODE_GROUPS = ("resid", "q", "k", "v", "attn_z", "attn_out", "mlp")
 _REQUIRED = ("q", "k", "v", "o", "mlp_in", "mlp_out")
-
-
-class MultifractalWarning(UserWarning):
-    """A NeuroMFA result may be unreliable (e.g. a weight matrix with no edge in range)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -145,7 +142,7 @@ class NeuronNetwork:
         )
         if action == "raise":
             raise MultifractalError(msg)
-        warnings.warn(msg, MultifractalWarning, stacklevel=3)
+        warn(msg, MultifractalWarning)
         return pairs
 
     def to_frame(self):

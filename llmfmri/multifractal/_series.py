@@ -5,16 +5,17 @@ from __future__ import annotations
 import gc
 import re
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .._utils import (atomic_write_bytes, atomic_write_json, atomic_write_text, check_option,
-                      logger, set_verbose)
+from .._utils import check_option, check_positive_int, logger, warn, with_verbose
+from .._utils.estimator import BaseEstimator, check_is_fitted
+from ..exceptions import MultifractalError, MultifractalWarning
+from ..io import OutputSet
 from ._emergence import degree_of_emergence
-from ._network import MultifractalWarning, neuron_networks
-from ._spectrum import MultifractalError, _check_q, multifractal_spectrum
+from ._network import neuron_networks
+from ._spectrum import _check_q, multifractal_spectrum
 
 __all__ = ["NeuroMFA", "resolve_checkpoints", "read_trajectory"]
 
@@ -156,7 +157,7 @@ def _load(source, revision, dtype, device):
             str(path), dtype=getattr(torch, dtype), local_files_only=True).eval()
 
 
-class NeuroMFA:
+class NeuroMFA(BaseEstimator):
     """NeuroMFA: multifractal analysis of neuron interaction networks over checkpoints.
 
     For each checkpoint, ``n_samples`` neuron interaction networks are sampled
@@ -185,7 +186,9 @@ class NeuroMFA:
         None (default) keeps all, as the reference's emergence script.
     dtype, device : str
         How checkpoints given by name or path are loaded (default float32 on CPU).
-    verbose : bool or int
+    verbose : bool or int, default=False
+        Log progress per checkpoint (INFO) for this estimator's calls (see
+        :func:`llmfmri.set_verbose`).
 
     Attributes
     ----------
@@ -237,20 +240,13 @@ class NeuroMFA:
         self.device = device
         self.verbose = verbose
 
-    def __repr__(self):
-        return (f"NeuroMFA(n_neurons={self.n_neurons}, n_samples={self.n_samples}, "
-                f"max_distance={self.max_distance}, derivative={self.derivative!r})")
-
     # ------------------------------------------------------------------ helpers
     def _seeds(self):
         if self.seeds is not None:
             seeds = [int(s) for s in self.seeds]
         else:
-            if isinstance(self.n_samples, bool) or int(self.n_samples) != self.n_samples \
-                    or self.n_samples < 1:
-                raise MultifractalError(
-                    f"n_samples must be a positive integer, but got {self.n_samples!r}.")
-            seeds = list(range(int(self.n_samples)))
+            seeds = list(range(check_positive_int("n_samples", self.n_samples,
+                                                  error=MultifractalError)))
         if not seeds:
             raise MultifractalError("seeds is empty: give at least one seed.")
         return seeds
@@ -277,6 +273,7 @@ class NeuroMFA:
         return [multifractal_spectrum(net, **kw) for net in nets]
 
     # --------------------------------------------------------------------- fit
+    @with_verbose
     def fit(self, checkpoints, *, revisions=None, steps=None, trajectory=None):
         """Analyse a series of checkpoints, in training order.
 
@@ -302,17 +299,14 @@ class NeuroMFA:
         """
         import pandas as pd
 
-        if self.verbose:
-            set_verbose(self.verbose)
         check_option("spectrum_filter", self.spectrum_filter, _FILTERS, error=MultifractalError)
         _check_q(self.q)
         seeds = self._seeds()
         items, traj_dir = resolve_checkpoints(checkpoints, revisions=revisions, steps=steps)
         step_values = [st for _, st, _, _ in items]
         if any(b < a for a, b in zip(step_values, step_values[1:])):
-            warnings.warn(
-                f"Checkpoint steps {step_values} are not in increasing order; E(t) uses the "
-                "first checkpoint as t0.", MultifractalWarning, stacklevel=2)
+            warn(f"Checkpoint steps {step_values} are not in increasing order; E(t) uses the "
+                 "first checkpoint as t0.", MultifractalWarning)
         spectra, rows = [], []
         t_start = time.perf_counter()
         for i, (label, step, source, rev) in enumerate(items):
@@ -345,10 +339,9 @@ class NeuroMFA:
         results = results.merge(agg, left_on="checkpoint", right_index=True, how="left")
         results["n_samples"] = results["n_samples"].fillna(0).astype(int)
         if (results["n_samples"] == 0).any():
-            warnings.warn(
-                "spectrum_filter dropped every sample of checkpoint(s) "
-                f"{results.loc[results['n_samples'] == 0, 'checkpoint'].tolist()}; their "
-                "alpha0, width and E are NaN.", MultifractalWarning, stacklevel=2)
+            warn("spectrum_filter dropped every sample of checkpoint(s) "
+                 f"{results.loc[results['n_samples'] == 0, 'checkpoint'].tolist()}; their "
+                 "alpha0, width and E are NaN.", MultifractalWarning)
         results["emergence"] = degree_of_emergence(results["alpha0"], results["width"])
         traj = trajectory if trajectory is not None else traj_dir
         if traj is not None:
@@ -367,24 +360,16 @@ class NeuroMFA:
         self.elapsed_s_ = time.perf_counter() - t_start
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "results_"):
-            raise AttributeError("This NeuroMFA is not fitted yet; call fit(checkpoints) first.")
-
     # ------------------------------------------------------------ outputs
     def mean_spectra(self):
         """Sample-averaged spectra: ``(q_alpha, alpha, f_alpha)``.
 
         ``alpha`` and ``f_alpha`` have shape (n_checkpoints, n_alpha).
         """
-        self._check_fitted()
+        check_is_fitted(self)
         alpha = np.array([[s.alpha for s in specs] for specs in self.spectra_]).mean(axis=1)
         f = np.array([[s.f_alpha for s in specs] for specs in self.spectra_]).mean(axis=1)
         return self.spectra_[0][0].q_alpha, alpha, f
-
-    def params(self):
-        return {k: (list(v) if isinstance(v, (range, np.ndarray)) else v)
-                for k, v in vars(self).items() if not k.endswith("_")}
 
     def save(self, out_dir, *, overwrite=False):
         """Write the results to ``out_dir``.
@@ -401,31 +386,29 @@ class NeuroMFA:
 
         from .. import __version__
 
-        self._check_fitted()
+        check_is_fitted(self)
         out = Path(out_dir)
-        names = ["neuromfa.tsv", "neuromfa_samples.tsv", "spectra.npz", "neuromfa.json"]
-        clash = [n for n in names if (out / n).exists()]
-        if clash and not overwrite:
-            raise FileExistsError(
-                f"{out} already holds {clash}; pass overwrite=True (CLI: --overwrite) to replace.")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "neuromfa.tsv", self.results_.to_csv(sep="\t", index=False))
-        atomic_write_text(out / "neuromfa_samples.tsv",
-                          self.samples_.to_csv(sep="\t", index=False))
+        files = OutputSet(out, overwrite=overwrite)
+        files.add_tsv("neuromfa.tsv", self.results_)
+        files.add_tsv("neuromfa_samples.tsv", self.samples_)
 
         def stack(attr):
             return np.array([[getattr(s, attr) for s in specs] for specs in self.spectra_])
 
-        s0 = self.spectra_[0][0]
-        buf = io.BytesIO()
-        np.savez_compressed(buf, steps=self.steps_, seeds=np.asarray(self.seeds_), q=s0.q,
-                            q_alpha=s0.q_alpha, tau=stack("tau"), alpha=stack("alpha"),
-                            f_alpha=stack("f_alpha"), r2=stack("r2"))
-        atomic_write_bytes(out / "spectra.npz", buf.getvalue())
-        params = self.params()
+        def spectra():
+            s0 = self.spectra_[0][0]
+            buf = io.BytesIO()
+            np.savez_compressed(buf, steps=self.steps_, seeds=np.asarray(self.seeds_), q=s0.q,
+                                q_alpha=s0.q_alpha, tau=stack("tau"), alpha=stack("alpha"),
+                                f_alpha=stack("f_alpha"), r2=stack("r2"))
+            return buf.getvalue()
+
+        files.add("spectra.npz", spectra)
+        params = {k: (list(v) if isinstance(v, (range, np.ndarray)) else v)
+                  for k, v in self.get_params().items()}
         if params.get("q") is not None:
             params["q"] = np.asarray(params["q"]).tolist()
-        atomic_write_json(out / "neuromfa.json", {
+        files.add_json("neuromfa.json", {
             "method": "NeuroMFA (Xiao et al., ICLR 2025, arXiv 2402.09099) as implemented in "
                       "llmfmri.multifractal",
             "params": params,
@@ -436,6 +419,7 @@ class NeuroMFA:
                          "scipy": scipy.__version__},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
+        files.write()
         return out
 
     def plot_spectra(self, ax=None, **kwargs):
@@ -449,5 +433,3 @@ class NeuroMFA:
         from ._plotting import plot_emergence
 
         return plot_emergence(self, axes=axes, **kwargs)
-
-

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..exceptions import MultifractalError
 from .._utils import check_option
 
 __all__ = [
@@ -28,10 +29,6 @@ __all__ = [
 
 #: The published q grid: -3.0 to 3.0 in steps of 0.1 (61 values).
 DEFAULT_Q = np.round(np.arange(-30, 31) / 10.0, 1)
-
-
-class MultifractalError(ValueError):
-    """The input cannot give a multifractal spectrum (too few nodes, no edge in range...)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ Examples
 """
 
 from ._errors import ParadigmError, Problem
-from ._events import collapse_events, make_events
+from ._events import (EVENT_COLUMNS, EVENT_DTYPES, PROMPT_COLUMNS, TOKEN_COLUMNS, collapse_events,
+                      make_events)
 from ._paradigm import Condition, Generation, Paradigm, library_paradigms, load_paradigm
 from ._schema import SCHEMA_VERSION
 
@@ -37,6 +38,10 @@ __all__ = [
     "Generation",
     "collapse_events",
     "make_events",
+    "EVENT_COLUMNS",
+    "EVENT_DTYPES",
+    "PROMPT_COLUMNS",
+    "TOKEN_COLUMNS",
     "library_paradigms",
     "SCHEMA_VERSION",
 ]

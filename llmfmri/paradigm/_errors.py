@@ -1,8 +1,13 @@
-"""The paradigm error: every problem names its file, line and field path."""
+"""Paradigm problems: every problem names its file, line and field path.
+
+:class:`ParadigmError` itself lives in :mod:`llmfmri.exceptions` and is re-exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..exceptions import ParadigmError
 
 __all__ = ["ParadigmError", "Problem"]
 
@@ -35,57 +40,3 @@ class Problem:
         if self.field:
             return f"{loc}: {self.field}: {self.message}"
         return f"{loc}: {self.message}"
-
-
-class ParadigmError(ValueError):
-    """A paradigm file (or dict) is invalid.
-
-    The message gives, for each problem, ``file:line: field.path: what was
-    expected, what was found`` and, where it helps, a did-you-mean.
-
-    Attributes
-    ----------
-    problems : list of Problem
-        Every problem found, in file order where known. The first one is also
-        available as :attr:`file`, :attr:`line` and :attr:`field`.
-
-    Examples
-    --------
-    >>> from llmfmri.paradigm import load_paradigm, ParadigmError
-    >>> try:
-    ...     load_paradigm({"schema_version": 1, "name": "x", "conditons": {}})
-    ... except ParadigmError as err:
-    ...     problem = err.problems[0]
-    >>> problem.field, problem.line
-    ('conditons', None)
-    >>> problem.message.endswith("Did you mean 'conditions'?")
-    True
-    """
-
-    def __init__(self, problems):
-        if isinstance(problems, Problem):
-            problems = [problems]
-        self.problems = list(problems)
-        super().__init__(self._render())
-
-    def _render(self):
-        if len(self.problems) == 1:
-            return self.problems[0].format()
-        files = sorted({p.file for p in self.problems})
-        head = f"{len(self.problems)} problems in {', '.join(files)}:"
-        return "\n".join([head] + ["  " + p.format() for p in self.problems])
-
-    def __reduce__(self):
-        return (type(self), (self.problems,))
-
-    @property
-    def file(self):
-        return self.problems[0].file if self.problems else None
-
-    @property
-    def line(self):
-        return self.problems[0].line if self.problems else None
-
-    @property
-    def field(self):
-        return self.problems[0].field if self.problems else None

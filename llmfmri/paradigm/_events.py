@@ -5,13 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_events", "collapse_events", "EVENT_COLUMNS"]
+__all__ = ["make_events", "collapse_events", "EVENT_COLUMNS", "PROMPT_COLUMNS",
+           "TOKEN_COLUMNS", "EVENT_DTYPES", "MINIMAL_EVENT_COLUMNS"]
 
-EVENT_COLUMNS = ("onset", "duration", "trial_type", "block", "run", "prompt_id")
+#: columns of a per-frame events table that come from the prompt's schedule row
+PROMPT_COLUMNS = ("trial_type", "block", "run", "trial", "prompt_id", "role")
+#: columns that describe the frame's token (filled in by the recorder)
+TOKEN_COLUMNS = ("frame_kind", "position", "token", "token_id", "logprob", "response")
+#: the one per-frame events schema: what the recorder writes and :func:`make_events` returns
+EVENT_COLUMNS = ("onset", "duration") + PROMPT_COLUMNS + TOKEN_COLUMNS
+#: columns that must stay text when an events TSV is read back (even if they look numeric)
+EVENT_DTYPES = {"trial_type": str, "prompt_id": str, "role": str, "frame_kind": str,
+                "token": str, "response": str}
+#: what :func:`collapse_events` needs (older recordings have no ``role`` column)
+MINIMAL_EVENT_COLUMNS = ("onset", "duration", "trial_type", "block", "run", "prompt_id")
+
+_TOKEN_DEFAULTS = {"frame_kind": None, "position": -1, "token": "", "token_id": -1,
+                   "logprob": np.nan, "response": ""}
 
 
-def make_events(schedule, n_frames):
+def make_events(schedule, n_frames, *, tokens=None, first_onset=0):
     """Per-frame events table from a schedule and the frames each prompt produced.
+
+    This is the one per-frame events schema (:data:`EVENT_COLUMNS`): the
+    recorder builds its events with this function, and the design reads them.
 
     Parameters
     ----------
@@ -20,13 +37,21 @@ def make_events(schedule, n_frames):
     n_frames : sequence of int, length n_rows
         Frames recorded for each row (e.g. generated tokens; 1 for pooled frames).
         Zero is allowed (a prompt that produced no frame gets no row).
+    tokens : mapping of str to sequence, optional
+        Per-frame values of the :data:`TOKEN_COLUMNS` (``frame_kind``,
+        ``position``, ``token``, ``token_id``, ``logprob``, ``response``), each
+        of length ``sum(n_frames)``; missing ones are left empty (``n/a``).
+    first_onset : int, default=0
+        Onset of the first frame of each run (a recorder appending a batch to
+        a run passes the frames already written).
 
     Returns
     -------
     events : pandas.DataFrame
-        One row per frame with ``onset`` (frame index within its run, in frames),
-        ``duration`` (1 frame), ``trial_type``, ``block``, ``run``, ``prompt_id``,
-        ``trial``, ``role`` and ``frame`` (0-based index of the frame within its prompt).
+        One row per frame with the columns of :data:`EVENT_COLUMNS`:
+        ``onset`` (frame index within its run, in frames), ``duration``
+        (1 frame), ``trial_type``, ``block``, ``run``, ``trial``,
+        ``prompt_id``, ``role`` and the token columns.
 
     Examples
     --------
@@ -51,25 +76,41 @@ def make_events(schedule, n_frames):
     if missing:
         raise ValueError(f"schedule lacks the column(s) {missing}; pass rows of "
                          "Paradigm.schedule().")
+    total = int(n_frames.sum())
+    tokens = dict(tokens or {})
+    unknown = sorted(set(tokens) - set(TOKEN_COLUMNS))
+    if unknown:
+        from .._utils import did_you_mean
+
+        raise ValueError(f"tokens has unknown column(s) {unknown}; the token columns are "
+                         f"{list(TOKEN_COLUMNS)}." + did_you_mean(unknown[0], TOKEN_COLUMNS))
     rep = np.repeat(np.arange(len(schedule)), n_frames)
     rows = schedule.iloc[rep].reset_index(drop=True)
-    within = np.arange(len(rep)) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
     run = rows["run"].to_numpy()
-    onset = np.zeros(len(rep), dtype=np.int64)
+    onset = np.zeros(total, dtype=np.int64)
     for r in pd.unique(run):
         mask = run == r
-        onset[mask] = np.arange(mask.sum())
-    return pd.DataFrame({
+        onset[mask] = int(first_onset) + np.arange(mask.sum())
+    out = {
         "onset": onset,
-        "duration": np.ones(len(rep), dtype=np.int64),
+        "duration": np.ones(total, dtype=np.int64),
         "trial_type": rows["trial_type"].to_numpy(dtype=object),
         "block": rows["block"].to_numpy(dtype=np.int64),
         "run": run.astype(np.int64),
-        "prompt_id": rows["prompt_id"].to_numpy(dtype=object),
         "trial": rows["trial"].to_numpy(dtype=np.int64),
+        "prompt_id": rows["prompt_id"].to_numpy(dtype=object),
         "role": rows["role"].to_numpy(dtype=object),
-        "frame": within.astype(np.int64),
-    })
+    }
+    for col in TOKEN_COLUMNS:
+        if col in tokens:
+            values = np.asarray(tokens[col], dtype=object if col in EVENT_DTYPES else None)
+            if len(values) != total:
+                raise ValueError(f"tokens[{col!r}] has {len(values)} values for {total} frames.")
+            out[col] = values
+        else:
+            out[col] = np.full(total, _TOKEN_DEFAULTS[col],
+                               dtype=object if col in EVENT_DTYPES else None)
+    return pd.DataFrame(out, columns=list(EVENT_COLUMNS))
 
 
 def collapse_events(events, by="prompt"):
@@ -110,22 +151,20 @@ def collapse_events(events, by="prompt"):
     0      0         2    control      0    1          2
     1      2         2      task1      1    1          1
     """
-    if by not in ("prompt", "block"):
-        from .._utils import did_you_mean
+    from .._utils import check_option
 
-        raise ValueError(f"Allowed values for by are 'prompt', 'block', but got {by!r}."
-                         + (did_you_mean(by, ["prompt", "block"]) if isinstance(by, str) else ""))
+    check_option("by", by, ("prompt", "block"))
     if not isinstance(events, pd.DataFrame):
         raise TypeError(f"events must be a pandas DataFrame, but got {type(events).__name__}.")
-    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    missing = [c for c in MINIMAL_EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise ValueError(f"events lacks the column(s) {missing}; expected at least "
-                         f"{list(EVENT_COLUMNS)} (one row per frame).")
+                         f"{list(MINIMAL_EVENT_COLUMNS)} (one row per frame).")
     ev = events.sort_values(["run", "onset"], kind="stable").reset_index(drop=True)
     key = ["run", "prompt_id"] if by == "prompt" else ["run", "block"]
     if len(ev) == 0:
-        cols = list(EVENT_COLUMNS) if by == "prompt" else [c for c in EVENT_COLUMNS
-                                                           if c != "prompt_id"] + ["n_prompts"]
+        cols = list(MINIMAL_EVENT_COLUMNS) if by == "prompt" else [
+            c for c in MINIMAL_EVENT_COLUMNS if c != "prompt_id"] + ["n_prompts"]
         return pd.DataFrame({c: pd.Series(dtype=ev[c].dtype if c in ev else "int64")
                              for c in cols})
     changed = np.zeros(len(ev), dtype=bool)
@@ -144,7 +183,7 @@ def collapse_events(events, by="prompt"):
         out[c] = grouped[c].first().to_numpy()
     if by == "block":
         out["n_prompts"] = grouped["prompt_id"].nunique().to_numpy()
-    skip = set(EVENT_COLUMNS) | {"trial", "frame", "n_prompts"} | (
+    skip = set(MINIMAL_EVENT_COLUMNS) | {"trial", "frame", "n_prompts"} | (
         {"prompt_id"} if by == "block" else set())
     for c in ev.columns:
         if c in skip:

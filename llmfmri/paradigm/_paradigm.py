@@ -304,7 +304,7 @@ class Paradigm:
         return render_summary(self)
 
     # --------------------------------------------------------------- save
-    def save(self, path, overwrite=False):
+    def save(self, path, *, overwrite=False):
         """Write the canonical paradigm as YAML (prompts inline), atomically.
 
         Parameters
@@ -328,7 +328,7 @@ class Paradigm:
                   + f". sha256 {self.sha256}\n")
         body = yaml.dump(self._spec, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                          width=100, default_flow_style=False)
-        atomic_write_text(path, header + body, overwrite=True)
+        atomic_write_text(path, header + body, overwrite=overwrite)
         return path
 
 

@@ -93,6 +93,105 @@ def eos_ids(model, tokenizer):
     return sorted(ids)
 
 
+def _left_pad(tokenizer, prompt_ids, device):
+    """Left-padded ids, attention mask and position ids for a batch of prompts."""
+    B, P = len(prompt_ids), max(len(p) for p in prompt_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((B, P), pad, dtype=torch.long)
+    attn = torch.zeros((B, P), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):
+        ids[i, P - len(p):] = torch.tensor(p, dtype=torch.long)
+        attn[i, P - len(p):] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    return ids, attn, (attn.cumsum(1) - 1).clamp(min=0)
+
+
+class _Decoded:
+    """What one batch's decoding loop produced, per prompt (host arrays)."""
+
+    def __init__(self, B, T):
+        self.tokens = np.zeros((B, T), dtype=np.int64)
+        self.logps = np.zeros((B, T), dtype=np.float64)
+        self.n_gen = np.full(B, T, dtype=np.int64)
+        self.prompt_logp = None
+        self.gen_frames = None
+        self.prompt_frames = None
+
+
+def _prompt_logprobs(out, ids, want_logp, want_prompt):
+    """Log-probability of every prompt token given its context (NaN where not computed)."""
+    if want_logp:
+        lp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+        return lp.gather(-1, ids[:, 1:, None])[..., 0].cpu().numpy()
+    if want_prompt:
+        B, P = ids.shape
+        return np.full((B, P - 1), np.nan)
+    return None
+
+
+def _decode(model, tokenizer, capture, ids, attn, pos, *, generation, mode, seeds, device):
+    """The KV-cached decoding loop with capture; returns a :class:`_Decoded`."""
+    B = ids.shape[0]
+    T = int(generation.max_new_tokens)
+    res = _Decoded(B, T)
+    generators = None
+    if T > 0 and generation.do_sample:
+        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+    stop = tuple(generation.stop or ())
+    eos = eos_ids(model, tokenizer)
+    want_prompt = mode in ("prompt", "both", "pooled_last", "pooled_mean")
+    with torch.inference_mode(), site_hooks(model, capture.callbacks()):
+        capture.step = 0
+        # log-probs of prompt tokens need every position's logits; pooled means have none
+        want_logp = mode in ("prompt", "both", "pooled_last")
+        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=T > 0,
+                    **({} if want_logp else {"logits_to_keep": 1}))
+        res.prompt_logp = _prompt_logprobs(out, ids, want_logp, want_prompt)
+        finished = np.zeros(B, dtype=bool)
+        for t in range(T):
+            logits = out.logits[:, -1].float()
+            nxt = _choose(logits, generation, generators)
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None])[:, 0]
+            nxt_host = nxt.cpu().numpy()
+            res.tokens[:, t] = nxt_host
+            res.logps[:, t] = lp.cpu().numpy()
+            for i in np.flatnonzero(~finished):
+                done = int(nxt_host[i]) in eos
+                if not done and stop:
+                    text = tokenizer.decode(res.tokens[i, :t + 1].tolist())
+                    done = any(s in text for s in stop)
+                if done:
+                    finished[i] = True
+                    res.n_gen[i] = t + 1
+            if finished.all() or t == T - 1:
+                break
+            attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
+            capture.step = t + 1
+            out = model(input_ids=nxt[:, None], attention_mask=attn,
+                        position_ids=attn.sum(1, keepdim=True) - 1,
+                        past_key_values=out.past_key_values, use_cache=True)
+        del out
+        res.gen_frames = capture.gen.float().cpu().numpy() if capture.gen is not None else None
+        res.prompt_frames = (capture.prompt.float().cpu().numpy()
+                             if capture.prompt is not None else None)
+    return res
+
+
+def _prompt_result(dec, i, L, k, P, ids_host, mode):
+    """Frames, tokens, positions, log-probs and kinds of prompt ``i``'s prompt frames."""
+    row = dec.prompt_frames[i, dec.prompt_frames.shape[1] - k:]  # the last k positions (no pads)
+    ptoks = ids_host[i, P - k:]
+    plp = np.concatenate([[np.nan], dec.prompt_logp[i]])
+    plp[:P - L + 1] = np.nan  # the first real token has no context
+    plp = plp[P - k:]
+    ppos = np.arange(L - k, L)
+    if mode == "pooled_last":
+        return row[-1:], ptoks[-1:], ppos[-1:], plp[-1:], ["pooled_last"]
+    if mode == "pooled_mean":
+        return row.mean(0, keepdims=True), [-1], [-1], [np.nan], ["pooled_mean"]
+    return row, ptoks, ppos, plp, ["prompt"] * k
+
+
 def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds, device,
               n_prompt_frames=None):
     """Run one batch of prompts; return one dict per prompt.
@@ -112,113 +211,42 @@ def run_batch(model, tokenizer, capture, prompt_ids, *, generation, mode, seeds,
     -------
     list of dict
         ``frames`` (ndarray (n, n_units)), ``token_ids``, ``positions``, ``logprobs``,
-        ``kinds`` (per frame) and ``generated_ids`` / ``text`` (the generated continuation).
+        ``kinds`` (per frame) and ``generated_ids`` / ``response`` (the generated
+        continuation; prompt and pooled paradigms keep it as text, not as frames).
     """
     B = len(prompt_ids)
     lengths = [len(p) for p in prompt_ids]
-    P = max(lengths)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((B, P), pad, dtype=torch.long)
-    attn = torch.zeros((B, P), dtype=torch.long)
-    for i, p in enumerate(prompt_ids):
-        ids[i, P - len(p):] = torch.tensor(p, dtype=torch.long)
-        attn[i, P - len(p):] = 1
-    ids, attn = ids.to(device), attn.to(device)
-    pos = (attn.cumsum(1) - 1).clamp(min=0)
-
+    ids, attn, pos = _left_pad(tokenizer, prompt_ids, device)
+    P = ids.shape[1]
     gen_frames = mode in ("generated", "both")
     want_prompt = mode in ("prompt", "both", "pooled_last", "pooled_mean")
     n_pf = list(lengths) if n_prompt_frames is None else list(n_prompt_frames)
-    # prompt and pooled paradigms may still generate a response (for behavioural scoring);
-    # its tokens are kept as text, not as frames
     T = int(generation.max_new_tokens)
-    want_gen = T > 0
     if want_prompt:
-        span = max(n_pf)
-        capture.prompt_slice = slice(P - span, P)
+        capture.prompt_slice = slice(P - max(n_pf), P)
     capture.start(B, T if gen_frames else 0, max(n_pf) if want_prompt else 0)
-    generators = None
-    if want_gen and generation.do_sample:
-        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-    stop = tuple(generation.stop or ())
-    eos = eos_ids(model, tokenizer)
-
-    tokens = np.zeros((B, T), dtype=np.int64)
-    logps = np.zeros((B, T), dtype=np.float64)
-    n_gen = np.full(B, T, dtype=np.int64)
-    prompt_logp = None
-    with torch.inference_mode(), site_hooks(model, capture.callbacks()):
-        capture.step = 0
-        # log-probs of prompt tokens need every position's logits; pooled means have none
-        want_logp = mode in ("prompt", "both", "pooled_last")
-        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=want_gen,
-                    **({} if want_logp else {"logits_to_keep": 1}))
-        if want_logp:
-            lp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
-            prompt_logp = lp.gather(-1, ids[:, 1:, None])[..., 0].cpu().numpy()
-            del lp
-        elif want_prompt:
-            prompt_logp = np.full((B, P - 1), np.nan)
-        finished = np.zeros(B, dtype=bool)
-        for t in range(T):
-            logits = out.logits[:, -1].float()
-            nxt = _choose(logits, generation, generators)
-            lp = torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None])[:, 0]
-            nxt_host = nxt.cpu().numpy()
-            tokens[:, t] = nxt_host
-            logps[:, t] = lp.cpu().numpy()
-            for i in np.flatnonzero(~finished):
-                done = int(nxt_host[i]) in eos
-                if not done and stop:
-                    text = tokenizer.decode(tokens[i, :t + 1].tolist())
-                    done = any(s in text for s in stop)
-                if done:
-                    finished[i] = True
-                    n_gen[i] = t + 1
-            if finished.all() or t == T - 1:
-                break
-            attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
-            capture.step = t + 1
-            out = model(input_ids=nxt[:, None], attention_mask=attn,
-                        position_ids=attn.sum(1, keepdim=True) - 1,
-                        past_key_values=out.past_key_values, use_cache=True)
-        del out
-        gen_host = capture.gen.float().cpu().numpy() if capture.gen is not None else None
-        prompt_host = capture.prompt.float().cpu().numpy() if capture.prompt is not None else None
-
+    dec = _decode(model, tokenizer, capture, ids, attn, pos, generation=generation, mode=mode,
+                  seeds=seeds, device=device)
     results = []
     ids_host = ids.cpu().numpy()
     for i in range(B):
-        L, k = lengths[i], n_pf[i]
-        frames, tok, posn, lps, kinds = [], [], [], [], []
+        parts = []
         if want_prompt:
-            row = prompt_host[i, prompt_host.shape[1] - k:]  # the last k positions (no pads)
-            ptoks = ids_host[i, P - k:]
-            plp = np.concatenate([[np.nan], prompt_logp[i]])
-            plp[:P - L + 1] = np.nan  # the first real token has no context
-            plp = plp[P - k:]
-            ppos = np.arange(L - k, L)
-            if mode == "pooled_last":
-                frames.append(row[-1:]); tok.append(ptoks[-1:]); posn.append(ppos[-1:])
-                lps.append(plp[-1:]); kinds.append(["pooled_last"])
-            elif mode == "pooled_mean":
-                frames.append(row.mean(0, keepdims=True)); tok.append([-1]); posn.append([-1])
-                lps.append([np.nan]); kinds.append(["pooled_mean"])
-            else:
-                frames.append(row); tok.append(ptoks); posn.append(ppos); lps.append(plp)
-                kinds.append(["prompt"] * k)
+            parts.append(_prompt_result(dec, i, lengths[i], n_pf[i], P, ids_host, mode))
+        n = int(dec.n_gen[i])
         if gen_frames:
-            n = int(n_gen[i])
-            frames.append(gen_host[i, :n]); tok.append(tokens[i, :n])
-            posn.append(np.arange(L - 1, L - 1 + n)); lps.append(logps[i, :n])
-            kinds.append(["generated"] * n)
+            L = lengths[i]
+            parts.append((dec.gen_frames[i, :n], dec.tokens[i, :n], np.arange(L - 1, L - 1 + n),
+                          dec.logps[i, :n], ["generated"] * n))
+        frames, tok, posn, lps, kinds = zip(*parts)
+        generated = dec.tokens[i, :n].tolist() if T > 0 else []
         results.append({
             "frames": np.concatenate(frames, axis=0),
             "token_ids": np.concatenate([np.asarray(x, dtype=np.int64) for x in tok]),
             "positions": np.concatenate([np.asarray(x, dtype=np.int64) for x in posn]),
             "logprobs": np.concatenate([np.asarray(x, dtype=np.float64) for x in lps]),
             "kinds": [k_ for ks in kinds for k_ in ks],
-            "generated_ids": tokens[i, :int(n_gen[i])].tolist() if want_gen else [],
-            "response": tokenizer.decode(tokens[i, :int(n_gen[i])].tolist()) if want_gen else "",
+            "generated_ids": generated,
+            "response": tokenizer.decode(generated) if T > 0 else "",
         })
     return results

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .._utils import did_you_mean
+from ..exceptions import RecordingIncompleteError
+from ..io import OutputSet, RunPaths, read_events, write_nifti
 from ..paradigm import collapse_events
 from ..units import UnitSpace
-from ._store import RecordingIncompleteError, RunPaths
 
-__all__ = ["Recording", "load_recording"]
+__all__ = ["Recording", "RecordingSubset", "load_recording"]
 
 
 class Recording:
@@ -118,13 +118,7 @@ class Recording:
     def events(self, run):
         """The run's per-frame events table (onset and duration in frames)."""
         self._check_complete(run)
-        ev = pd.read_csv(self._paths(run).events, sep="\t", na_values=["n/a"],
-                         keep_default_na=False, dtype={"token": str, "trial_type": str,
-                                                       "prompt_id": str, "response": str})
-        ev["token"] = ev["token"].fillna("")
-        if "response" in ev:
-            ev["response"] = ev["response"].fillna("")
-        return ev
+        return read_events(self._paths(run).events)
 
     def select(self, sites=None, layers=None, components=None):
         """Columns of units by site, layer and/or component (see :meth:`UnitSpace.select`)."""
@@ -135,20 +129,35 @@ class Recording:
         """The paradigm file saved with the recording."""
         return self.path / "paradigm.yaml"
 
+    def subset(self, columns):
+        """A view of this recording restricted to some units (nothing is read or copied).
+
+        Parameters
+        ----------
+        columns : array of int
+            Columns (unit indices) to keep, e.g. ``rec.select(layers=[3, 4])``;
+            kept in increasing order.
+
+        Returns
+        -------
+        RecordingSubset
+            With the same ``runs``, ``events``, ``n_frames`` and a ``units``
+            of the kept units; ``frames(run)`` is a lazy column view.
+        """
+        return RecordingSubset(self, columns)
+
     # ---------------------------------------------------------------- export
-    def to_nifti(self, run, path=None, *, columns=None):
+    def to_nifti(self, run, path=None, *, columns=None, overwrite=False):
         """The run as a 4-D NIfTI image (units laid out as a volume, frames on the 4th axis).
 
-        Lossless for float32 recordings. Written to ``path`` if given.
+        Lossless for float32 recordings. Written to ``path`` (atomically) if given;
+        an existing file is refused unless ``overwrite``.
         """
         space = self.units if columns is None else self.units.subset(columns)
         img = space.to_nifti(self.data(run, columns).astype(np.float32, copy=False),
                              description=f"llmfmri {self.task} run-{run}")
         if path is not None:
-            from .._utils import atomic_path
-
-            with atomic_path(path, overwrite=False) as tmp:
-                img.to_filename(str(tmp))
+            write_nifti(img, path, overwrite=overwrite)
         return img
 
     def to_bids(self, out, *, space_label="units", overwrite=False):
@@ -158,37 +167,99 @@ class Recording:
         ``RepetitionTime`` 1.0) and derivative-level
         ``derivatives/llmfmri/sub-*/func/*_space-<label>_desc-preproc_bold.nii.gz``.
         Events are collapsed to one row per prompt (onset, duration in frames).
+        Every target is checked before the first file is written; existing files
+        are refused unless ``overwrite``.
         """
-        from .._utils import atomic_write_json, atomic_write_text
-
         out = Path(out)
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to write into it.")
         sub, task = self.subject, self.task
-        raw_func = out / f"sub-{sub}" / "func"
-        deriv = out / "derivatives" / "llmfmri"
-        der_func = deriv / f"sub-{sub}" / "func"
-        atomic_write_json(out / "dataset_description.json",
-                          {"Name": f"llmfmri export of {self.path.name}", "BIDSVersion": "1.9.0",
-                           "DatasetType": "raw"})
-        atomic_write_json(deriv / "dataset_description.json",
-                          {"Name": "llmfmri", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-                           "GeneratedBy": [{"Name": "llmfmri"}]})
+        files = OutputSet(out, overwrite=overwrite)
+        files.add_json("dataset_description.json",
+                       {"Name": f"llmfmri export of {self.path.name}", "BIDSVersion": "1.9.0",
+                        "DatasetType": "raw"})
+        deriv = Path("derivatives") / "llmfmri"
+        files.add_json(deriv / "dataset_description.json",
+                       {"Name": "llmfmri", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+                        "GeneratedBy": [{"Name": "llmfmri"}]})
         for run in self.runs:
             if not self.is_complete(run):
                 continue
             stem = f"sub-{sub}_task-{task}_run-{run}"
-            ev = collapse_events(self.events(run), by="prompt")
-            atomic_write_text(raw_func / f"{stem}_events.tsv", ev.to_csv(sep="\t", index=False))
-            atomic_write_json(raw_func / f"{stem}_bold.json",
-                              {"RepetitionTime": 1.0, "TaskName": task})
-            der_func.mkdir(parents=True, exist_ok=True)
-            img = self.to_nifti(run)
-            target = der_func / f"{stem}_space-{space_label}_desc-preproc_bold.nii.gz"
-            if target.exists():
-                target.unlink()
-            img.to_filename(str(target))
+            raw_func = Path(f"sub-{sub}") / "func"
+            files.add_tsv(raw_func / f"{stem}_events.tsv",
+                          collapse_events(self.events(run), by="prompt"))
+            files.add_json(raw_func / f"{stem}_bold.json",
+                           {"RepetitionTime": 1.0, "TaskName": task})
+            files.add_nifti(deriv / f"sub-{sub}" / "func" /
+                            f"{stem}_space-{space_label}_desc-preproc_bold.nii.gz",
+                            lambda run=run: self.to_nifti(run))
+        files.write()
         return out
+
+
+class _ColumnView:
+    """Lazy view of some columns of an (n_frames, n_units) array, sliceable as ``[:, a:b]``."""
+
+    def __init__(self, array, columns):
+        self.array = array
+        self.columns = np.asarray(columns, dtype=np.int64)
+        self.shape = (int(array.shape[0]), int(self.columns.size))
+        self.dtype = getattr(array, "dtype", None)
+        self.chunks = getattr(array, "chunks", None)
+
+    def __getitem__(self, key):
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        sel = self.columns[cols]
+        sel = np.atleast_1d(sel)
+        lo, hi = int(sel.min()), int(sel.max()) + 1
+        block = np.asarray(self.array[rows, lo:hi])
+        return block[..., sel - lo]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+class RecordingSubset:
+    """Some units of a :class:`Recording` (see :meth:`Recording.subset`)."""
+
+    def __init__(self, recording, columns):
+        columns = np.unique(np.asarray(columns, dtype=np.int64))
+        n = recording.units.n_units
+        if columns.size == 0 or columns.min() < 0 or columns.max() >= n:
+            raise ValueError(
+                f"columns must be non-empty unit indices in [0, {n}), but got "
+                f"{columns[:5].tolist()}{'...' if columns.size > 5 else ''}."
+            )
+        self._rec = recording
+        self.columns = columns
+        self.units = recording.units.subset(columns)
+        self.runs = recording.runs
+        self.path = getattr(recording, "path", None)
+        self.task = getattr(recording, "task", None)
+        self.subject = getattr(recording, "subject", None)
+
+    def __repr__(self):
+        return f"RecordingSubset({self._rec!r}, {self.columns.size} units)"
+
+    def frames(self, run):
+        """Lazy ``(n_frames, n_kept_units)`` view of the run."""
+        return _ColumnView(self._rec.frames(run), self.columns)
+
+    def data(self, run):
+        """The kept units of a run, read into memory."""
+        return self._rec.data(run, self.columns)
+
+    def events(self, run):
+        return self._rec.events(run)
+
+    def n_frames(self, run):
+        return self._rec.n_frames(run)
+
+    def is_complete(self, run):
+        return self._rec.is_complete(run)
+
+    def metadata(self, run):
+        return self._rec.metadata(run)
 
 
 def load_recording(path):

@@ -5,18 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import logging
 import platform
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from .._utils import atomic_write_json, check_option
+from .._utils import (atomic_write_json, check_option, check_positive_int, logger, progress_bar,
+                      use_log_level)
+from ..io import RunPaths, bids_label
 from ..units import UnitSpace
-from ._store import (RecordingConflictError, RunPaths, RunWriter, bids_label, identity_diff,
-                     identity_hash)
-
-logger = logging.getLogger("llmfmri")
+from ._store import RecordingConflictError, RunWriter, identity_diff, identity_hash
 
 __all__ = ["record"]
 
@@ -72,7 +71,7 @@ def _unit_space(adapter, sites, units):
 
 def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=None,
            batch_size=8, device="auto", dtype="float32", tokenizer=None, seed=None,
-           overwrite=False, chunk_frames=256, progress=True):
+           overwrite=False, chunk_frames=256, progress=True, verbose=None):
     """Record a paradigm: one frame per token step, streamed to disk.
 
     For every run and prompt of the paradigm's schedule the model generates (or
@@ -111,12 +110,21 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
         recording is resumed; a complete run is left as it is.
     chunk_frames : int
         Frames per on-disk chunk.
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool, default=True
+        Show a tqdm progress bar per run.
+    verbose : None, bool or int, optional
+        Log what is recorded (INFO) for this call; see :func:`llmfmri.set_verbose`.
 
     Returns
     -------
     Recording
+
+    Raises
+    ------
+    ValueError
+        For bad arguments (``out`` missing, unknown runs, ``batch_size`` < 1...).
+    llmfmri.exceptions.RecordingConflictError
+        When ``out`` holds a different recording and ``overwrite`` is False.
 
     Examples
     --------
@@ -124,63 +132,177 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
     >>> model = lf.load_model()  # doctest: +SKIP
     >>> rec = lf.record(model, "paradigms/functional_networks.yaml", out="runs/fn")  # doctest: +SKIP
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..models import get_adapter
-    from ..paradigm import Paradigm, load_paradigm
-    from ._generate import _Capture, run_batch
+    with use_log_level(verbose):
+        session = _Session.open(model, paradigm, sites, out, units=units, runs=runs,
+                                batch_size=batch_size, device=device, dtype=dtype,
+                                tokenizer=tokenizer, seed=seed, overwrite=overwrite,
+                                chunk_frames=chunk_frames, progress=progress)
+        for run in session.run_labels:
+            session.record_run(run)
     from ._reader import Recording
 
-    if out is None:
-        raise ValueError("out must name the output directory of the recording, e.g. out='runs/fn'.")
-    if not isinstance(paradigm, Paradigm):
-        paradigm = load_paradigm(paradigm)
-    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise ValueError("record needs a tokenizer: load the model with llmfmri.load_model, or "
-                         "pass tokenizer=.")
-    check_option("dtype", str(dtype).replace("torch.", ""), ("float32", "float16", "bfloat16"))
-    store_dtype = {"float32": np.float32, "float16": np.float16, "bfloat16": np.float32}[
-        str(dtype).replace("torch.", "")]
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, but got {batch_size!r}.")
-    adapter = get_adapter(model)
-    site_list = adapter.expand_sites(sites)
-    space = _unit_space(adapter, site_list, units)
-    model_device = next(model.parameters()).device
-    dev = model_device if device in (None, "auto") else torch.device(device)
-    if dev != model_device:
-        model.to(dev)
-    gen = paradigm.generation
-    seed = int(gen.seed if seed is None else seed)
-    mode = paradigm.frames
-    continuous = paradigm.context == "continuous"
+    return Recording(session.out)
 
-    out = Path(out)
-    info = dict(getattr(model, "llmfmri_info", {}) or {})
-    model_id = info.get("model_id") or getattr(model.config, "_name_or_path", None) or "model"
-    subject = bids_label(model_id)
-    task = bids_label(paradigm.name)
-    units_sha = hashlib.sha256(space.table.to_csv(index=False).encode()).hexdigest()
-    identity = {
-        "model_id": model_id, "model_revision": info.get("revision"),
-        "model_weights": info.get("weights_sha256") or info.get("seed"),
-        "architecture": model.config.model_type, "paradigm": paradigm.name,
-        "paradigm_sha256": paradigm.sha256, "sites": site_list, "units_sha256": units_sha,
-        "dtype": str(np.dtype(store_dtype)), "frames": mode, "context": paradigm.context,
-        "seed": seed,
-    }
-    _prepare_dataset(out, paradigm, space, identity, subject, task, overwrite)
 
-    schedule = paradigm.schedule()
+class _Session:
+    """Everything one ``record`` call needs, checked before anything is written."""
+
+    @classmethod
+    def open(cls, model, paradigm, sites, out, *, units, runs, batch_size, device, dtype,
+             tokenizer, seed, overwrite, chunk_frames, progress):
+        import torch
+
+        from ..models import get_adapter
+        from ..paradigm import Paradigm, load_paradigm
+        from ._generate import _Capture
+
+        self = cls()
+        if out is None:
+            raise ValueError(
+                "out must name the output directory of the recording, e.g. out='runs/fn'.")
+        if not isinstance(paradigm, Paradigm):
+            paradigm = load_paradigm(paradigm)
+        tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError("record needs a tokenizer: load the model with llmfmri.load_model, "
+                             "or pass tokenizer=.")
+        dtype = check_option("dtype", str(dtype).replace("torch.", ""),
+                             ("float32", "float16", "bfloat16"))
+        self.store_dtype = {"float32": np.float32, "float16": np.float16,
+                            "bfloat16": np.float32}[dtype]
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        adapter = get_adapter(model)
+        self.site_list = adapter.expand_sites(sites)
+        self.space = _unit_space(adapter, self.site_list, units)
+        model_device = next(model.parameters()).device
+        self.device = model_device if device in (None, "auto") else torch.device(device)
+        if self.device != model_device:
+            model.to(self.device)
+        self.model, self.tokenizer, self.paradigm = model, tokenizer, paradigm
+        self.gen = paradigm.generation
+        self.seed = int(self.gen.seed if seed is None else seed)
+        self.mode = paradigm.frames
+        self.continuous = paradigm.context == "continuous"
+        self.out = Path(out)
+        self.overwrite, self.chunk_frames, self.progress = overwrite, chunk_frames, progress
+        self.schedule = paradigm.schedule()
+        self.run_labels = _select_runs(self.schedule, runs)
+        self._identity_and_provenance()
+        _prepare_dataset(self.out, paradigm, self.space, self.identity, self.subject, self.task,
+                         overwrite)
+        offsets, indices = _capture_layout(self.space, self.site_list)
+        capture_dtype = torch.float16 if self.store_dtype == np.float16 else torch.float32
+        self.capture = _Capture(self.site_list, indices, offsets, self.space.n_units,
+                                capture_dtype, self.device)
+        return self
+
+    def _identity_and_provenance(self):
+        model, paradigm, space = self.model, self.paradigm, self.space
+        info = dict(getattr(model, "llmfmri_info", {}) or {})
+        model_id = info.get("model_id") or getattr(model.config, "_name_or_path", None) or "model"
+        self.subject = bids_label(model_id)
+        self.task = bids_label(paradigm.name)
+        units_sha = hashlib.sha256(space.table.to_csv(index=False).encode()).hexdigest()
+        self.identity = {
+            "model_id": model_id, "model_revision": info.get("revision"),
+            "model_weights": info.get("weights_sha256") or info.get("seed"),
+            "architecture": model.config.model_type, "paradigm": paradigm.name,
+            "paradigm_sha256": paradigm.sha256, "sites": self.site_list,
+            "units_sha256": units_sha, "dtype": str(np.dtype(self.store_dtype)),
+            "frames": self.mode, "context": paradigm.context, "seed": self.seed,
+        }
+        self.provenance = {
+            "model": info, "sites": self.site_list, "n_units": space.n_units, "frames": self.mode,
+            "context": paradigm.context, "generation": _gen_dict(self.gen, self.seed),
+            "batch_size": self.batch_size, "device": str(self.device),
+            "model_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "versions": _versions(), "paradigm_sha256": paradigm.sha256,
+            "identity_sha256": identity_hash(self.identity),
+        }
+
+    def _open_writer(self, paths, run, max_frames):
+        return RunWriter(paths, n_units=self.space.n_units, max_frames=max_frames,
+                         dtype=self.store_dtype, identity={**self.identity, "run": int(run)},
+                         provenance=self.provenance, chunk_frames=self.chunk_frames,
+                         overwrite=self.overwrite).open()
+
+    def record_run(self, run):
+        """Record (or resume, or skip if complete) one run."""
+        rows = self.schedule[self.schedule["run"] == run].reset_index(drop=True)
+        encoded = [_encode(self.tokenizer, t, self.gen.chat_template) for t in rows["prompt"]]
+        max_frames = _frame_bound(encoded, self.mode, self.gen.max_new_tokens)
+        paths = RunPaths(self.out, self.subject, self.task, run)
+        writer = self._open_writer(paths, run, max_frames)
+        if writer.status == "complete":
+            logger.info("run %d already complete in %s; skipped", run, self.out)
+            return
+        if self.continuous and writer.done_prompts:
+            logger.warning("run %d: continuous-context runs restart from their first prompt "
+                           "when resumed.", run)
+            paths.remove()
+            writer = self._open_writer(paths, run, max_frames)
+        done = set(writer.done_prompts)
+        todo = [i for i, pid in enumerate(rows["prompt_id"]) if pid not in done]
+        if writer.status == "resumed":
+            logger.warning("run %d: resuming after %d committed prompts (%d frames).",
+                           run, len(done), writer.n_frames)
+        bar = progress_bar(total=len(rows), initial=len(rows) - len(todo), desc=f"run {run}",
+                           unit="prompt", verbose=self.progress)
+        try:
+            if self.continuous:
+                self._record_continuous(rows, encoded, writer, bar, run)
+            else:
+                self._record_batches(rows, encoded, todo, writer, bar, run)
+        finally:
+            bar.close()
+        writer.finalize()
+        logger.info("run %d: %d frames x %d units -> %s", run, writer.n_frames,
+                    self.space.n_units, writer.paths.bold)
+
+    def _run_batch(self, ids, run, prompt_ids, **kwargs):
+        from ._generate import run_batch
+
+        return run_batch(self.model, self.tokenizer, self.capture, ids, generation=self.gen,
+                         mode=self.mode, device=self.device,
+                         seeds=[_prompt_seed(self.seed, run, pid) for pid in prompt_ids],
+                         **kwargs)
+
+    def _record_batches(self, rows, encoded, todo, writer, bar, run):
+        for b0 in range(0, len(todo), self.batch_size):
+            batch = todo[b0:b0 + self.batch_size]
+            results = self._run_batch([encoded[i] for i in batch], run,
+                                      [rows["prompt_id"][i] for i in batch])
+            _commit(writer, self.tokenizer, rows, batch, results)
+            bar.update(len(batch))
+
+    def _record_continuous(self, rows, encoded, writer, bar, run):
+        context = []
+        for i in range(len(rows)):
+            prompt = encoded[i] if not context else _strip_bos(self.tokenizer, encoded[i])
+            ids = context + prompt
+            res = self._run_batch([ids], run, [rows["prompt_id"][i]],
+                                  n_prompt_frames=[len(prompt)])
+            _commit(writer, self.tokenizer, rows, [i], res)
+            context = ids + res[0]["generated_ids"]
+            bar.update(1)
+
+
+def _select_runs(schedule, runs):
     run_labels = sorted(schedule["run"].unique().tolist())
-    if runs is not None:
-        unknown = sorted(set(runs) - set(run_labels))
-        if unknown:
-            raise ValueError(f"runs={list(runs)} names runs {unknown} that the paradigm does not "
-                             f"have; its runs are {run_labels}.")
-        run_labels = [r for r in run_labels if r in set(runs)]
+    if runs is None:
+        return run_labels
+    runs = [runs] if np.ndim(runs) == 0 else list(runs)
+    unknown = sorted(set(runs) - set(run_labels))
+    if unknown:
+        raise ValueError(f"runs={list(runs)} names runs {unknown} that the paradigm does not "
+                         f"have; its runs are {run_labels}.")
+    return [r for r in run_labels if r in set(runs)]
+
+
+def _capture_layout(space, site_list):
+    """Column range of each site in a frame, and the recorded indices (None: all of them)."""
+    import torch
+
     offsets, indices = {}, {}
     for site in site_list:
         cols = space.select(sites=site)  # contiguous: UnitSpace orders columns site by site
@@ -188,79 +310,7 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
         idx = space.table["index"].to_numpy()[cols]
         full = len(idx) == space.site_sizes[site] and np.array_equal(idx, np.arange(len(idx)))
         indices[site] = None if full else torch.as_tensor(idx, dtype=torch.long)
-    capture_dtype = torch.float16 if store_dtype == np.float16 else torch.float32
-    capture = _Capture(site_list, indices, offsets, space.n_units, capture_dtype, dev)
-    provenance = {
-        "model": info, "sites": site_list, "n_units": space.n_units, "frames": mode,
-        "context": paradigm.context, "generation": _gen_dict(gen, seed), "batch_size": int(batch_size),
-        "device": str(dev), "model_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-        "versions": _versions(), "paradigm_sha256": paradigm.sha256,
-        "identity_sha256": identity_hash(identity),
-    }
-
-    for run in run_labels:
-        rows = schedule[schedule["run"] == run].reset_index(drop=True)
-        encoded = [_encode(tokenizer, t, gen.chat_template) for t in rows["prompt"]]
-        max_frames = _frame_bound(encoded, mode, gen.max_new_tokens)
-        paths = RunPaths(out, subject, task, run)
-
-        def open_writer():
-            return RunWriter(paths, n_units=space.n_units, max_frames=max_frames,
-                             dtype=store_dtype, identity={**identity, "run": int(run)},
-                             provenance=provenance, chunk_frames=chunk_frames,
-                             overwrite=overwrite).open()
-
-        writer = open_writer()
-        if writer.status == "complete":
-            logger.info("run %d already complete in %s; skipped", run, out)
-            continue
-        if continuous and writer.done_prompts:
-            logger.warning("run %d: continuous-context runs restart from their first prompt "
-                           "when resumed.", run)
-            paths.remove()
-            writer = open_writer()
-        done = set(writer.done_prompts)
-        todo = [i for i, pid in enumerate(rows["prompt_id"]) if pid not in done]
-        if writer.status == "resumed":
-            logger.warning("run %d: resuming after %d committed prompts (%d frames).",
-                           run, len(done), writer.n_frames)
-        bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=f"run {run}",
-                   unit="prompt", disable=not progress, leave=False)
-        try:
-            if continuous:
-                _record_continuous(model, tokenizer, capture, rows, encoded, todo, writer, gen,
-                                   mode, seed, dev, bar, run)
-            else:
-                for b0 in range(0, len(todo), int(batch_size)):
-                    batch = todo[b0:b0 + int(batch_size)]
-                    results = run_batch(
-                        model, tokenizer, capture, [encoded[i] for i in batch], generation=gen,
-                        mode=mode, seeds=[_prompt_seed(seed, run, rows["prompt_id"][i]) for i in batch],
-                        device=dev)
-                    _commit(writer, tokenizer, rows, batch, results, run)
-                    bar.update(len(batch))
-        finally:
-            bar.close()
-        writer.finalize()
-        logger.info("run %d: %d frames x %d units -> %s", run, writer.n_frames, space.n_units,
-                    writer.paths.bold)
-    return Recording(out)
-
-
-def _record_continuous(model, tokenizer, capture, rows, encoded, todo, writer, gen, mode, seed,
-                       dev, bar, run):
-    from ._generate import run_batch
-
-    context = []
-    for i in range(len(rows)):
-        prompt = encoded[i] if not context else _strip_bos(tokenizer, encoded[i])
-        ids = context + prompt
-        res = run_batch(model, tokenizer, capture, [ids], generation=gen, mode=mode,
-                        seeds=[_prompt_seed(seed, run, rows["prompt_id"][i])], device=dev,
-                        n_prompt_frames=[len(prompt)])
-        _commit(writer, tokenizer, rows, [i], res, run)
-        context = ids + res[0]["generated_ids"]
-        bar.update(1)
+    return offsets, indices
 
 
 def _strip_bos(tokenizer, ids):
@@ -268,23 +318,27 @@ def _strip_bos(tokenizer, ids):
     return ids[1:] if ids and bos is not None and ids[0] == bos else ids
 
 
-def _commit(writer, tokenizer, rows, batch, results, run):
-    frames, events = [], []
-    onset = writer.n_frames
-    for i, res in zip(batch, results):
-        row = rows.iloc[i]
-        n = res["frames"].shape[0]
-        tokens = [tokenizer.decode([t]) if t >= 0 else "" for t in res["token_ids"].tolist()]
-        for j in range(n):
-            lp = float(res["logprobs"][j])
-            events.append([onset + j, 1, row["trial_type"], int(row["block"]), int(run),
-                           int(row["trial"]), row["prompt_id"], res["kinds"][j],
-                           int(res["positions"][j]), tokens[j], int(res["token_ids"][j]),
-                           None if np.isnan(lp) else lp, res["response"]])
-        onset += n
-        frames.append(res["frames"])
+def _commit(writer, tokenizer, rows, batch, results):
+    """Commit one batch: its frames, and their events in the one schema (``make_events``)."""
+    from ..paradigm import EVENT_COLUMNS, make_events
+
+    counts = [res["frames"].shape[0] for res in results]
+    tokens = {
+        "frame_kind": [k for res in results for k in res["kinds"]],
+        "position": np.concatenate([res["positions"] for res in results]) if results else [],
+        "token": [tokenizer.decode([t]) if t >= 0 else "" for res in results
+                  for t in res["token_ids"].tolist()],
+        "token_id": np.concatenate([res["token_ids"] for res in results]) if results else [],
+        "logprob": np.concatenate([res["logprobs"] for res in results]) if results else [],
+        "response": [res["response"] for res, n in zip(results, counts) for _ in range(n)],
+    }
+    events = make_events(rows.iloc[list(batch)], counts, tokens=tokens,
+                         first_onset=writer.n_frames)
+    table = events[list(EVENT_COLUMNS)].astype(object)
+    table = table.where(pd.notna(table), None)  # NaN log-probs are journalled as null
+    frames = [res["frames"] for res in results]
     writer.commit(np.concatenate(frames, axis=0) if frames else np.zeros((0, writer.n_units)),
-                  events, [rows["prompt_id"][i] for i in batch])
+                  table.values.tolist(), [rows["prompt_id"][i] for i in batch])
 
 
 def _frame_bound(encoded, mode, max_new_tokens):
@@ -327,15 +381,17 @@ def _prepare_dataset(out, paradigm, space, identity, subject, task, overwrite):
             )
         _clear(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "dataset_description.json", {
+    # the directory is new, was cleared on request, or holds this very recording: the
+    # dataset-level files below are (re)written with the same content
+    atomic_write_json(out / "dataset_description.json", overwrite=True, obj={
         "Name": f"llmfmri recording: {paradigm.name} on {identity['model_id']}",
         "BIDSVersion": "1.9.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "llmfmri", "Version": __version__}],
     })
-    space.to_tsv(out / "units.tsv")
+    space.to_tsv(out / "units.tsv", overwrite=True)
     paradigm.save(out / "paradigm.yaml", overwrite=True)
     atomic_write_json(rec_json, {"identity": dataset_id, "subject": subject, "task": task,
-                                 "llmfmri_version": __version__})
+                                 "llmfmri_version": __version__}, overwrite=True)
 
 
 def _clear(out):

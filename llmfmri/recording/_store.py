@@ -22,63 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._utils import atomic_write_json, atomic_write_text
+from .._utils import atomic_write_json
+from ..exceptions import RecordingConflictError, RecordingIncompleteError
+from ..io import RunPaths, bids_label, write_events
+from ..paradigm import EVENT_COLUMNS
 
 __all__ = ["RecordingConflictError", "RecordingIncompleteError", "RunPaths", "RunWriter",
-           "bids_label", "EVENT_COLUMNS"]
-
-EVENT_COLUMNS = ["onset", "duration", "trial_type", "block", "run", "trial", "prompt_id",
-                 "frame_kind", "position", "token", "token_id", "logprob", "response"]
-
-
-class RecordingConflictError(FileExistsError):
-    """The output directory holds a different recording."""
-
-
-class RecordingIncompleteError(RuntimeError):
-    """A run of the recording ended early and is not complete."""
-
-
-def bids_label(text):
-    """Make a BIDS-safe label (letters and digits only).
-
-    Examples
-    --------
-    >>> bids_label("HuggingFaceTB/SmolLM2-135M-Instruct")
-    'SmolLM2135MInstruct'
-    """
-    text = str(text).rstrip("/").split("/")[-1]
-    label = re.sub(r"[^A-Za-z0-9]", "", text)
-    return label or "model"
-
-
-class RunPaths:
-    """File names of one run in the BIDS-derivative layout."""
-
-    def __init__(self, root, subject, task, run):
-        self.root = Path(root)
-        self.subject, self.task, self.run = subject, task, int(run)
-        self.func = self.root / f"sub-{subject}" / "func"
-        stem = f"sub-{subject}_task-{task}_run-{self.run}"
-        self.bold = self.func / f"{stem}_bold.zarr"
-        self.events = self.func / f"{stem}_events.tsv"
-        self.sidecar = self.func / f"{stem}_bold.json"
-        self.journal = self.func / f"{stem}_journal.jsonl"
-
-    def remove(self):
-        for p in (self.bold, self.events, self.sidecar, self.journal):
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+           "bids_label"]
 
 
 def identity_hash(identity):
@@ -207,12 +163,12 @@ class RunWriter:
         """Trim the array, write events.tsv, mark the run complete, drop the journal."""
         p = self.paths
         entries = read_journal(p.journal)
-        rows = [row for e in entries for row in e["events"]]
-        events = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+        rows = [_upgrade_row(row) for e in entries for row in e["events"]]
+        events = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
         if len(events) != self.n_frames:
             raise RuntimeError(f"run {p.run}: {len(events)} events for {self.n_frames} frames.")
         self.array.resize((self.n_frames, self.n_units))
-        atomic_write_text(p.events, events.to_csv(sep="\t", index=False, na_rep="n/a"))
+        write_events(events, p.events, overwrite=True)  # the journal is the record until now
         side = json.loads(p.sidecar.read_text())
         self._write_sidecar(complete=True, start_time=side.get("start_time"), end_time=_now(),
                             n_frames=self.n_frames)
@@ -224,7 +180,17 @@ class RunWriter:
                 "RepetitionTimeUnits": "token (one frame per token step)",
                 "complete": bool(complete), "identity": self.identity,
                 "dtype": str(self.dtype), "chunks": list(self.chunks), **self.provenance, **extra}
-        atomic_write_json(self.paths.sidecar, side)
+        atomic_write_json(self.paths.sidecar, side, overwrite=True)
+
+
+_OLD_COLUMNS = [c for c in EVENT_COLUMNS if c != "role"]  # journals of llmfmri <= 0.1.0.dev0
+
+
+def _upgrade_row(row):
+    """A journal row in the current schema (rows from before ``role`` get an empty role)."""
+    if len(row) == len(_OLD_COLUMNS):
+        return [dict(zip(_OLD_COLUMNS, row)).get(c) for c in EVENT_COLUMNS]
+    return row
 
 
 def _now():

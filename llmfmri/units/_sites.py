@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 
+from ..exceptions import SiteError
 from .._utils import did_you_mean
 
 #: Components of a transformer block that every architecture adapter maps.
 COMPONENTS = ("resid_post", "attn_out", "mlp_out", "mlp_act")
 
 _SITE_RE = re.compile(r"^layers\.(\d+)\.([A-Za-z_]+)$")
-
-
-class SiteError(ValueError):
-    """A site name that does not follow the grammar or does not exist in a model."""
 
 
 def parse_site(site):

@@ -290,18 +290,23 @@ class UnitSpace:
         """The unit table as a DataFrame (a copy)."""
         return self.table.copy()
 
-    def to_tsv(self, path):
-        """Write ``units.tsv`` (with site sizes in a ``site_size`` column)."""
+    def to_tsv(self, path, *, overwrite=False):
+        """Write ``units.tsv`` (with site sizes in a ``site_size`` column), atomically.
+
+        Raises ``FileExistsError`` for an existing file unless ``overwrite``.
+        """
         from .._utils import atomic_write_text
 
         df = self.table.copy()
         df["site_size"] = df["site"].map(self.site_sizes)
-        return atomic_write_text(path, df.to_csv(sep="\t", index=False))
+        return atomic_write_text(path, df.to_csv(sep="\t", index=False, na_rep="n/a"),
+                                 overwrite=overwrite)
 
     @classmethod
     def from_tsv(cls, path):
         """Read a ``units.tsv`` written by :meth:`to_tsv`."""
-        df = pd.read_csv(path, sep="\t")
+        df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["n/a"],
+                         dtype={"site": str, "component": str})
         missing = {"site", "index", "site_size"} - set(df.columns)
         if missing:
             raise ValueError(f"{path} is not a units table: missing columns {sorted(missing)}.")

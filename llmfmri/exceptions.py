@@ -1,0 +1,170 @@
+"""Every error and warning class of llmfmri, in one place.
+
+Each class subclasses a built-in, so ``except ValueError`` (or ``FileExistsError``,
+``OSError``...) catches it too; each stage re-exports the ones it raises. As in
+scikit-learn's and nilearn's ``exceptions`` modules, nothing else lives here.
+
+How the command line maps them to exit codes (see ``docs/architecture.md``):
+errors about what the user gave (``ValueError``, ``TypeError``, ``LookupError``,
+``FileNotFoundError``, ``FileExistsError`` and their subclasses below) exit with
+2; anything that goes wrong while running exits with 1.
+
+Examples
+--------
+>>> from llmfmri.exceptions import DataError
+>>> issubclass(DataError, ValueError)
+True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    # errors
+    "ParadigmError",
+    "SiteError",
+    "UnknownArchitectureError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "RecordingConflictError",
+    "RecordingIncompleteError",
+    "DesignMatrixError",
+    "DataError",
+    "ContrastError",
+    "NotFittedError",
+    "OutputNameError",
+    "MultifractalError",
+    # warnings
+    "DesignWarning",
+    "ConstantUnitWarning",
+    "MultifractalWarning",
+]
+
+
+# ---------------------------------------------------------------------- inputs
+class ParadigmError(ValueError):
+    """A paradigm file (or dict) is invalid.
+
+    The message gives, for each problem, ``file:line: field.path: what was
+    expected, what was found`` and, where it helps, a did-you-mean.
+
+    Parameters
+    ----------
+    problems : Problem or list of Problem
+        :class:`llmfmri.paradigm.Problem` objects (anything with ``file``,
+        ``line``, ``field``, ``message`` and ``format()``).
+
+    Attributes
+    ----------
+    problems : list of Problem
+        Every problem found, in file order where known. The first one is also
+        available as :attr:`file`, :attr:`line` and :attr:`field`.
+
+    Examples
+    --------
+    >>> from llmfmri.paradigm import load_paradigm, ParadigmError
+    >>> try:
+    ...     load_paradigm({"schema_version": 1, "name": "x", "conditons": {}})
+    ... except ParadigmError as err:
+    ...     problem = err.problems[0]
+    >>> problem.field, problem.line
+    ('conditons', None)
+    >>> problem.message.endswith("Did you mean 'conditions'?")
+    True
+    """
+
+    def __init__(self, problems):
+        if hasattr(problems, "format") and not isinstance(problems, (list, tuple)):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__(self._render())
+
+    def _render(self):
+        if len(self.problems) == 1:
+            return self.problems[0].format()
+        files = sorted({p.file for p in self.problems})
+        head = f"{len(self.problems)} problems in {', '.join(files)}:"
+        return "\n".join([head] + ["  " + p.format() for p in self.problems])
+
+    def __reduce__(self):
+        return (type(self), (self.problems,))
+
+    @property
+    def file(self):
+        """File of the first problem."""
+        return self.problems[0].file if self.problems else None
+
+    @property
+    def line(self):
+        """Line of the first problem (None for dict sources)."""
+        return self.problems[0].line if self.problems else None
+
+    @property
+    def field(self):
+        """Field path of the first problem."""
+        return self.problems[0].field if self.problems else None
+
+
+class SiteError(ValueError):
+    """A site name that does not follow the site grammar or does not exist in the model."""
+
+
+class UnknownArchitectureError(ValueError):
+    """A model whose architecture has no adapter (the message lists what was found)."""
+
+
+class DesignMatrixError(ValueError):
+    """A design matrix that cannot be fitted: not finite, wrong shape or rank deficient."""
+
+
+class DataError(ValueError):
+    """Data that cannot be fitted or analysed: NaN/inf values, wrong shape or length."""
+
+
+class ContrastError(ValueError):
+    """A contrast that does not fit the design (unknown column, wrong length, bad syntax)."""
+
+
+class OutputNameError(ValueError):
+    """Names derived from user text that collide, or are not usable as file names."""
+
+
+class MultifractalError(ValueError):
+    """Invalid input or settings for the multifractal (NeuroMFA) analysis."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit`` (scikit-learn's ``NotFittedError`` contract).
+
+    Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does,
+    so ``hasattr(estimator, "fitted_attribute_")``-style checks keep working.
+    """
+
+
+# ---------------------------------------------------------------------- files
+class ModelLoadError(OSError):
+    """A model could not be loaded or fetched (offline, missing files, bad checksum)."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """A model given as a local path that does not exist (bad input, not a download failure)."""
+
+
+class RecordingConflictError(FileExistsError):
+    """The output directory holds a different recording."""
+
+
+class RecordingIncompleteError(RuntimeError):
+    """A run of the recording ended early and is not complete."""
+
+
+# ---------------------------------------------------------------------- warnings
+class DesignWarning(UserWarning):
+    """Something in the events or confounds was filled in or ignored while building a design."""
+
+
+class ConstantUnitWarning(UserWarning):
+    """Some units are constant over all frames; their statistics are set to 0 (see run_glm)."""
+
+
+class MultifractalWarning(UserWarning):
+    """A multifractal analysis step dropped or filled something (layers, nodes, samples)."""
