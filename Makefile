@@ -21,7 +21,7 @@ fetch: $(BIN)/.installed
 	$(BIN)/llmfmri fetch
 
 demo: fetch
-	$(BIN)/llmfmri run --out runs/demo
+	$(BIN)/llmfmri run --out runs/demo --overwrite
 
 test: fetch
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

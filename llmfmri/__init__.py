@@ -58,6 +58,16 @@ _LAZY = {
     "summarize_prompts": "llmfmri.glm",
     "Contrast": "llmfmri.glm",
     "GLMResults": "llmfmri.glm",
+    # networks and decoding
+    "task_map": "llmfmri.networks",
+    "threshold": "llmfmri.networks",
+    "top_k": "llmfmri.networks",
+    "Network": "llmfmri.networks",
+    "overlap_matrix": "llmfmri.networks",
+    "overlap_test": "llmfmri.networks",
+    "repeatability": "llmfmri.networks",
+    "identify": "llmfmri.decoding",
+    "Decoder": "llmfmri.decoding",
     # multifractal
     "multifractal_spectrum": "llmfmri.multifractal",
     "neuron_network": "llmfmri.multifractal",
@@ -72,8 +82,8 @@ _LAZY = {
 _LAZY.update({name: "llmfmri.exceptions" for name in _EXCEPTIONS})  # every one of them
 
 #: the stages and modules reachable as attributes (``llmfmri.glm``); only what exists
-_SUBPACKAGES = ("paradigm", "models", "units", "io", "recording", "design", "glm",
-                "multifractal", "exceptions", "commands", "cli", "main")
+_SUBPACKAGES = ("paradigm", "models", "units", "io", "recording", "design", "glm", "networks",
+                "decoding", "multifractal", "exceptions", "commands", "cli", "main")
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from ._utils import set_verbose
@@ -90,10 +91,11 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version
         return exit_code(exc)
     args.verbose = 0 if args.quiet else 1 + int(args.verbose)
-    set_verbose(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    previous = logging.getLogger("llmfmri").level
+    set_verbose(args.verbose)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -110,6 +112,8 @@ def main(argv=None):
         if code == EXIT_FAILURE:
             print("  (run with -vv for the traceback)", file=sys.stderr)
         return code
+    finally:  # main() called from Python leaves the package's level as it found it
+        logging.getLogger("llmfmri").setLevel(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,9 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "RecordingConflictError",
+    "RecordingLockedError",
     "RecordingIncompleteError",
+    "ContextLengthError",
     "DesignMatrixError",
     "DataError",
     "ContrastError",
@@ -36,6 +38,9 @@ __all__ = [
     # warnings
     "DesignWarning",
     "ConstantUnitWarning",
+    "LeakageWarning",
+    "PerfectFitWarning",
+    "StorageWarning",
     "MultifractalWarning",
 ]
 
@@ -112,6 +117,14 @@ class UnknownArchitectureError(ValueError):
     """A model whose architecture has no adapter (the message lists what was found)."""
 
 
+class ContextLengthError(ValueError):
+    """A prompt (or a continuous context) longer than the model's position limit.
+
+    Raised by ``record`` before anything is written, naming the prompt id, its
+    length in tokens and the limit (``max_position_embeddings``, ``n_positions``...).
+    """
+
+
 class DesignMatrixError(ValueError):
     """A design matrix that cannot be fitted: not finite, wrong shape or rank deficient."""
 
@@ -153,6 +166,14 @@ class RecordingConflictError(FileExistsError):
     """The output directory holds a different recording."""
 
 
+class RecordingLockedError(FileExistsError):
+    """Another process is recording into the same directory (it holds the directory's lock).
+
+    The message names the holder (pid, host, start time) from the lock's
+    sidecar ``.llmfmri.lock.json``. Readers (``Recording``) never need the lock.
+    """
+
+
 class RecordingIncompleteError(RuntimeError):
     """A run of the recording ended early and is not complete."""
 
@@ -163,7 +184,30 @@ class DesignWarning(UserWarning):
 
 
 class ConstantUnitWarning(UserWarning):
-    """Some units are constant over all frames; their statistics are set to 0 (see run_glm)."""
+    """Some units are constant over all frames: no variance at all (see run_glm).
+
+    Every contrast orthogonal to the constant has effect 0 there, and t = z = 0.
+    """
+
+
+class PerfectFitWarning(UserWarning):
+    """Some units are fitted exactly by the design: zero residual variance (see run_glm).
+
+    Not the same as a constant unit: a non-zero effect there is known without
+    error (t = +-inf, p = 0, z the largest finite z), the strongest effect, not none.
+    """
+
+
+class StorageWarning(UserWarning):
+    """A lossy storage conversion changed values (e.g. float16 overflow to inf).
+
+    The message says which run, how many values, which frames and units, and
+    the largest magnitude that did not fit.
+    """
+
+
+class LeakageWarning(UserWarning):
+    """Held-out data share stimuli (prompts) with training data, so a score tests the stimuli."""
 
 
 class MultifractalWarning(UserWarning):

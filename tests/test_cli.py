@@ -1,5 +1,6 @@
 """The ``llmfmri`` command on a tiny model saved to disk (offline)."""
 
+import json
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 from llmfmri.cli import main
 from llmfmri.models import tiny_model
 
-from _testing import make_paradigm
+from _testing import make_paradigm, make_two_task_paradigm
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +37,38 @@ def test_record_command(tiny_dir, paradigm_file, tmp_path, capsys):
     assert "run 1:" in out and "run 2:" in out
 
 
-def test_run_command_writes_networks(tiny_dir, paradigm_file, tmp_path, caplog):
+def test_run_command_writes_networks(tiny_dir, tmp_path, caplog, capsys):
+    paradigm_file = tmp_path / "two.yaml"
+    make_two_task_paradigm().save(paradigm_file)
     caplog.set_level("INFO", logger="llmfmri")
-    code = main(["run", str(paradigm_file), "--model", str(tiny_dir),
-                 "--out", str(tmp_path / "job")])
-    assert code == 0
-    assert "[5/5]" in caplog.text
-    analysis = tmp_path / "job" / "analysis"
+    job = tmp_path / "job"
+    argv = ["run", str(paradigm_file), "--model", str(tiny_dir), "--out", str(job),
+            "--n-permutations", "50"]
+    assert main(argv) == 0
+    assert "[6/6] identification" in caplog.text
+    analysis = job / "analysis"
+    assert f"summary: {analysis / 'summary.json'}" in capsys.readouterr().out
     table = pd.read_csv(analysis / "networks.tsv", sep="\t")
-    assert table["task"].tolist() == ["science"]
-    assert (analysis / "task-tiny_contrast-scienceMinusControl_stat-z_statmap.nii.gz").exists()
+    assert sorted(table["label"]) == ["arts", "science"]
+    assert (table["inference"] == "prompt").all()
+    assert (analysis / "task-tinytwo_contrast-scienceMinusControl_stat-z_statmap.nii.gz").exists()
+    summary = json.loads((analysis / "summary.json").read_text())
+    assert summary["inference"] == "prompt"
+    assert set(summary["tasks"]) == {"science", "arts"}
+    for task in summary["tasks"].values():
+        assert {"n_units", "inference", "threshold", "token_level_n_units"} <= set(task)
+        assert task["threshold"]["correction"] == "fdr"
+    assert {"observed", "p_value"} <= set(summary["overlap"])
+    assert {"accuracy", "chance", "p_value"} <= set(summary["identification"])
+    assert summary["identification"]["chance"] == 0.5
+    assert len(summary["repeatability"]) >= 1
+    for name in ("overlap.tsv", "repeatability.tsv", "identification.tsv"):
+        assert (analysis / name).exists(), name
+    # a second run refuses to replace the analysis, before loading the model (exit 2)
+    before = sorted(p.name for p in analysis.iterdir())
+    assert main(argv) == 2
+    assert sorted(p.name for p in analysis.iterdir()) == before
+    assert main(argv + ["--overwrite"]) == 0
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path):

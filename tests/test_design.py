@@ -214,7 +214,8 @@ def test_events_errors(tmp_path):
         make_design_matrix(pd.DataFrame({"onset": [1], "x": [np.nan]}), 10,
                            confounds=["x"], drift_model=None)
     ov = pd.DataFrame({"onset": [1, 1], "duration": [1, 1], "position": [0, 1]})
-    with pytest.raises(DesignMatrixError, match=r"overlap at frame 1 with different 'position'"):
+    with pytest.raises(DesignMatrixError, match=r"overlap at frame 1 with different 'position'"), \
+            pytest.warns(DesignWarning, match=r"Duplicated events: 1 events rows"):
         make_design_matrix(ov, 10, confounds=["position"])
     with pytest.raises(DesignMatrixError, match=r"reserved for the drift model"):
         make_design_matrix(pd.DataFrame({"onset": [1], "duration": [2],

@@ -23,7 +23,7 @@ import llmfmri
 from llmfmri._utils.estimator import BaseEstimator
 from llmfmri.exceptions import NotFittedError
 
-from _testing import random_weights
+from _testing import SyntheticRecording, random_weights
 
 
 def _all_estimators():
@@ -75,11 +75,21 @@ def _neuromfa():
         lambda est: est.mean_spectra()[1]
 
 
+def _decoder():
+    from llmfmri.decoding import Decoder
+
+    rec = SyntheticRecording(0, n_runs=3, tasks=("a", "b"), layer_size=8,
+                             effects={"a": [0, 1], "b": [2, 3]}, amplitude=1.5)
+    return Decoder(n_permutations=5, random_state=0), (rec,), {"conditions": ["a", "b"]}, \
+        lambda est: est.predict(rec)["predicted"].to_numpy()
+
+
 #: estimator name -> () -> (unfitted estimator, fit args, fit kwargs, method needing a fit)
 CASES = {
     "FirstLevelGLM": _first_level,
     "SecondLevelGLM": _second_level,
     "NeuroMFA": _neuromfa,
+    "Decoder": _decoder,
 }
 
 ESTIMATORS = _all_estimators()

@@ -417,8 +417,15 @@ def test_constant_units_warn_and_are_nan_free(noise_model):
     with pytest.warns(ConstantUnitWarning, match=r"2 of 5 units are constant .*\[1, 3\]"):
         res = run_glm(Y, X, noise_model=noise_model)
     assert res.constant_units.tolist() == [False, True, False, True, False]
-    for arr in (res.theta, res.t, res.z, res.p, res.dispersion):
+    assert not res.perfect_fit.any()
+    for arr in (res.theta, res.z, res.p, res.dispersion):
         assert np.isfinite(arr).all()
+    # no variance at all: every coefficient orthogonal to the constant is exactly 0 (t = 0);
+    # the constant itself is known exactly (7.5: t = +inf; 0: t = 0)
+    k = X.columns.get_loc("constant")
+    t = np.delete(res.t, k, axis=0)
+    assert (t[:, [1, 3]] == 0).all() and np.isfinite(np.delete(res.t, [1, 3], axis=1)).all()
+    assert res.t[k, 1] == np.inf and res.t[k, 3] == 0 and res.p[k, 1] == 0
     con = res.contrast("a - b")
     assert con.effect_size()[1] == 0 and con.effect_variance()[1] == 0
     assert con.stat()[1] == 0 and con.z_score()[1] == 0
@@ -537,7 +544,7 @@ def test_compute_contrast_function_and_fixed_effects():
     with pytest.raises(ContrastError, match=r"t contrasts only"):
         compute_fixed_effects([Ffe, Ffe], precision_weighted=True)
     zero = Contrast(np.zeros(4), np.zeros(4), 10)
-    with pytest.warns(UserWarning, match=r"zero variance in some runs are ignored"):
+    with pytest.warns(ConstantUnitWarning, match=r"zero variance and zero effect in some runs"):
         compute_fixed_effects([cons[0], zero], precision_weighted=True)
     assert (cons[0] / 2).effect[0] == cons[0].effect[0] / 2
     assert repr(cons[0]).startswith("Contrast('a - b', stat_type='t'")

@@ -255,7 +255,7 @@ def test_correct_errors(arg, kwargs, match):
 def test_permutation_max_t_array_level_and_first_level():
     rec = FakeRecording(effect=3.0, rho=0.2, seed=1)
     glm = FirstLevelGLM(noise_model="ols").fit(rec)
-    res = glm.permutation_test("medical_imaging - control", by="block", n_perm=200,
+    res = glm.permutation_test("medical_imaging - control", by="block", n_permutations=200,
                                random_state=0)
     assert isinstance(res, PermutationResult) and res.null_max.shape == (200,)
     ols_t = glm.compute_contrast("medical_imaging - control", output_type="stat").values
@@ -267,27 +267,27 @@ def test_permutation_max_t_array_level_and_first_level():
     assert res.p_map().correction == "maxt" and res.stat_map().output_type == "stat"
     assert "PermutationResult('medical_imaging - control'" in repr(res)
     # same seed, same result; the prompt level too
-    again = glm.permutation_test("medical_imaging - control", n_perm=200, random_state=0)
+    again = glm.permutation_test("medical_imaging - control", n_permutations=200, random_state=0)
     np.testing.assert_array_equal(again.null_max, res.null_max)
-    by_prompt = glm.permutation_test("medical_imaging - control", by="prompt_id", n_perm=50,
+    by_prompt = glm.permutation_test("medical_imaging - control", by="prompt_id", n_permutations=50,
                                      random_state=1)
     assert by_prompt.n_perm == 50
     # the array-level function with the same groups gives the same null distribution
     arr = permutation_max_t([rec.frames(r) for r in rec.runs], glm.design_matrices_,
                             "medical_imaging - control",
                             groups=[rec.events(r)["block"].to_numpy() for r in rec.runs],
-                            n_perm=200, random_state=0, units=rec.units)
+                            n_permutations=200, random_state=0, units=rec.units)
     np.testing.assert_allclose(arr.null_max, res.null_max, rtol=1e-10)
     # one-sided
     one = permutation_max_t(rec.frames(1), glm.design_matrices_[0], "medical_imaging - control",
-                            groups=rec.events(1)["block"].to_numpy(), n_perm=50, two_sided=False,
+                            groups=rec.events(1)["block"].to_numpy(), n_permutations=50, two_sided=False,
                             random_state=0)
     assert not one.two_sided and one.threshold(0.01) == np.inf
 
 
 def test_permutation_with_hrf_rebuilds_designs(rec):
     glm = FirstLevelGLM(noise_model="ols", hrf_model="spm").fit(rec, runs=[1])
-    res = glm.permutation_test("medical_imaging - control", n_perm=30, random_state=0)
+    res = glm.permutation_test("medical_imaging - control", n_permutations=30, random_state=0)
     ols_t = glm.compute_contrast("medical_imaging - control", output_type="stat").values
     np.testing.assert_allclose(res.stat, ols_t, rtol=1e-8)
     assert res.p_fwer.shape == (16,)
@@ -304,8 +304,8 @@ def test_permutation_errors(rec):
         permutation_max_t(Y, X, "medical_imaging", groups=blocks[:10])
     with pytest.raises(DataError, match=r"at least 2 groups"):
         permutation_max_t(Y, X, "medical_imaging", groups=np.zeros(160))
-    with pytest.raises(ValueError, match=r"n_perm must be a positive integer"):
-        permutation_max_t(Y, X, "medical_imaging", groups=blocks, n_perm=0)
+    with pytest.raises(ValueError, match=r"n_permutations must be a positive integer"):
+        permutation_max_t(Y, X, "medical_imaging", groups=blocks, n_permutations=0)
     with pytest.raises(DataError, match=r"must list the same runs"):
         permutation_max_t([Y, Y], X, "medical_imaging", groups=blocks)
     with pytest.raises(DataError, match=r"columns names 'ctrl'.*Did you mean 'control'"):
@@ -313,13 +313,13 @@ def test_permutation_errors(rec):
     with pytest.raises(DataError, match=r"without a group label .* non-zero values"):
         permutation_max_t(Y, X, "medical_imaging", groups=np.where(blocks == 0, np.nan, blocks))
     with pytest.raises(DataError, match=r"events column 'blok'.*Did you mean 'block'"):
-        glm.permutation_test("medical_imaging", by="blok", n_perm=5)
-    with pytest.raises(ValueError, match=r"n_perm must be a positive integer"):
-        glm.permutation_test("medical_imaging", n_perm=2.5)
+        glm.permutation_test("medical_imaging", by="blok", n_permutations=5)
+    with pytest.raises(ValueError, match=r"n_permutations must be a positive integer"):
+        glm.permutation_test("medical_imaging", n_permutations=2.5)
     dm_only = FirstLevelGLM(noise_model="ols").fit(np.asarray(Y), design_matrices=X)
     with pytest.raises(DataError, match=r"without events; pass groups="):
-        dm_only.permutation_test("medical_imaging", n_perm=5)
-    res = dm_only.permutation_test("medical_imaging - control", n_perm=5, groups=[blocks],
+        dm_only.permutation_test("medical_imaging", n_permutations=5)
+    res = dm_only.permutation_test("medical_imaging - control", n_permutations=5, groups=[blocks],
                                    random_state=0)
     assert res.n_perm == 5
     hrf = FirstLevelGLM(noise_model="ols", hrf_model="spm").fit(rec, runs=[1])
@@ -328,7 +328,7 @@ def test_permutation_errors(rec):
         ev.loc[ev.index[:3], "trial_type"] = "control"
         FirstLevelGLM(noise_model="ols", hrf_model="spm").fit(
             np.asarray(Y), events=ev).permutation_test("medical_imaging", by="prompt_id",
-                                                       n_perm=3)
+                                                       n_permutations=3)
     del hrf
 
 
@@ -501,3 +501,13 @@ def test_glm_and_design_import_neither_torch_nor_matplotlib():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_n_perm_is_the_old_name_of_n_permutations(rec):
+    glm = FirstLevelGLM(noise_model="ols").fit(rec)
+    with pytest.warns(FutureWarning, match="n_perm is renamed n_permutations"):
+        old = glm.permutation_test("medical_imaging - control", n_perm=20, random_state=0)
+    new = glm.permutation_test("medical_imaging - control", n_permutations=20, random_state=0)
+    np.testing.assert_array_equal(old.p_fwer, new.p_fwer)
+    with pytest.raises(TypeError, match="Pass n_permutations only"):
+        glm.permutation_test("medical_imaging - control", n_perm=20, n_permutations=30)

@@ -11,6 +11,8 @@ invalid (they are shown to be), AR(1) prewhitening restores the level, and
 block-label permutations are exact without any noise model.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -99,7 +101,7 @@ def test_permutation_max_t_controls_family_wise_error():
     for _ in range(sims):
         ev, X = block_design(n, 16, rng=rng)
         res = permutation_max_t(ar1(rng, n, m, 0.6), X, "a - b", groups=ev["block"].to_numpy(),
-                                n_perm=n_perm, random_state=rng)
+                                n_permutations=n_perm, random_state=rng)
         hits += bool(np.any(res.p_fwer <= ALPHA))
     lo, hi = binomial_interval(ALPHA, sims)
     assert lo <= hits / sims <= hi
@@ -152,7 +154,7 @@ def test_planted_effects_under_ar1_noise_power_and_corrections():
     assert false_discoveries <= 0.2
     bonf = correct(p2, "bonferroni") <= ALPHA
     assert bonf[k:].sum() <= 2 and bonf.sum() <= found.sum()
-    perm = permutation_max_t(Y, X, "a - b", groups=ev["block"].to_numpy(), n_perm=199,
+    perm = permutation_max_t(Y, X, "a - b", groups=ev["block"].to_numpy(), n_permutations=199,
                              random_state=0)
     np.testing.assert_allclose(perm.stat, run_glm(Y, X).contrast("a - b").stat(), rtol=1e-8)
     assert (perm.p_fwer[k:] <= ALPHA).sum() <= 2
@@ -178,3 +180,46 @@ def test_fdr_controls_the_false_discovery_rate_with_planted_effects():
     se = np.std(fdp) / np.sqrt(sims)
     assert np.mean(fdp) <= bound + 2.6 * se
     assert np.mean(power) > 0.3
+
+
+def test_group_sum_null_equals_the_full_design_null():
+    """max-T from group sums (boxcar fast path) equals refitting each permuted design (QR)."""
+    from llmfmri.glm._correct import DesignBasis, GroupShuffler, max_t_null
+
+    rng = np.random.default_rng(3)
+    n, G = 240, 24
+    groups = np.repeat(np.arange(G), n // G)
+    cond = np.where(groups % 3 == 0, 1.0, 0.0)
+    X = np.column_stack([cond, 1.0 - cond, np.linspace(-1, 1, n), np.cos(np.arange(n) / 9)])
+    Y = rng.standard_normal((n, 40)) + rng.standard_normal((G, 40))[groups]
+    Y[:, :3] += cond[:, None]
+    c = np.array([1.0, -1.0, 0.0, 0.0])
+    names = ["a", "b", "drift", "cos"]
+    fast = GroupShuffler(X, groups, [0, 1], names)
+    slow = DesignBasis(lambda perm: X if perm is None else fast.design(perm))
+    out = [max_t_null([(Y, b, G, float(n - 4))], c, n_perm=99, two_sided=True,
+                      rng=np.random.default_rng(0)) for b in (fast, slow)]
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-9)  # observed t
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-9)  # null maxima
+
+
+def test_permutation_max_t_reads_an_exact_fit_as_the_strongest_effect():
+    """A unit the design fits exactly has t = +inf (not 0) and the smallest FWER p."""
+    from llmfmri.exceptions import PerfectFitWarning
+
+    rng = np.random.default_rng(0)
+    n, G = 120, 12
+    groups = np.repeat(np.arange(G), n // G)
+    cond = (groups % 2 == 0).astype(float)
+    X = pd.DataFrame({"a": cond, "b": 1.0 - cond})
+    Y = rng.standard_normal((n, 5))
+    Y[:, 0] = 2.0 * cond + 1.0          # exact fit: no residual at all
+    Y[:, 1] = 3.0                        # constant: no effect
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerfectFitWarning)
+        res = permutation_max_t(Y, X, "a - b", groups=groups, n_permutations=99,
+                                random_state=0)
+    assert res.stat[0] == np.inf and res.stat[1] == 0.0
+    # only permutations that give the same partition of the groups (or its mirror) reach inf
+    assert res.p_fwer[0] == res.p_fwer.min() and res.p_fwer[0] <= 0.05
+    assert np.isfinite(res.stat[2:]).all()

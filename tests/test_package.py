@@ -15,17 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The top-level names. Changing this list is changing the public API: do it on purpose.
 PUBLIC = [
-    "ConstantUnitWarning", "Contrast", "ContrastError", "DEFAULT_MODEL", "DataError",
-    "DesignMatrixError", "DesignWarning", "FirstLevelGLM", "GLMResults", "ModelLoadError",
-    "ModelNotFoundError", "MultifractalError", "MultifractalSpectrum", "MultifractalWarning",
-    "NeuroMFA", "NeuronNetwork", "NotFittedError", "OutputNameError", "Paradigm", "ParadigmError",
-    "Recording", "RecordingConflictError", "RecordingIncompleteError", "SecondLevelGLM",
-    "SiteError", "UnitMap", "UnitSpace", "UnknownArchitectureError", "__version__",
-    "collapse_events", "compute_contrast", "correct", "degree_of_emergence", "fit_statsmodels",
-    "get_adapter", "get_data_home", "intervene", "library_paradigms", "list_sites", "load_model",
-    "load_paradigm", "load_recording", "make_design_matrix", "make_events",
-    "multifractal_spectrum", "neuron_network", "permutation_max_t", "record", "run_glm",
-    "set_verbose", "summarize_prompts",
+    "__version__", "collapse_events", "compute_contrast", "ConstantUnitWarning",
+    "ContextLengthError", "Contrast", "ContrastError", "correct", "DataError", "Decoder",
+    "DEFAULT_MODEL", "degree_of_emergence", "DesignMatrixError", "DesignWarning", "FirstLevelGLM",
+    "fit_statsmodels", "get_adapter", "get_data_home", "GLMResults", "identify", "intervene",
+    "LeakageWarning", "library_paradigms", "list_sites", "load_model", "load_paradigm",
+    "load_recording", "make_design_matrix", "make_events", "ModelLoadError", "ModelNotFoundError",
+    "multifractal_spectrum", "MultifractalError", "MultifractalSpectrum", "MultifractalWarning",
+    "Network", "NeuroMFA", "neuron_network", "NeuronNetwork", "NotFittedError", "OutputNameError",
+    "overlap_matrix", "overlap_test", "Paradigm", "ParadigmError", "PerfectFitWarning",
+    "permutation_max_t", "record", "Recording", "RecordingConflictError",
+    "RecordingIncompleteError", "RecordingLockedError", "repeatability", "run_glm",
+    "SecondLevelGLM", "set_verbose", "SiteError", "StorageWarning", "summarize_prompts",
+    "task_map", "threshold", "top_k", "UnitMap", "UnitSpace", "UnknownArchitectureError"
 ]
 
 #: stages that must never import torch, once they exist (DESIGN.md)

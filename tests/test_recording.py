@@ -19,6 +19,7 @@ from llmfmri.recording import (Recording, RecordingConflictError, RecordingIncom
 
 from _testing import make_paradigm
 
+
 def full_states(model, ids):
     with torch.no_grad():
         return model(torch.tensor([ids]), output_hidden_states=True).hidden_states

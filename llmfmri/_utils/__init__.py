@@ -16,12 +16,13 @@ from .files import (atomic_path, atomic_write_bytes, atomic_write_json, atomic_w
 from .logging import (find_stack_level, logger, progress_bar, set_verbose, use_log_level,
                       verbose_level, warn, with_verbose)
 from .validation import (allowed_values, check_columns, check_fraction, check_option,
-                         check_positive_int, check_random_state, check_shape, did_you_mean)
+                         check_positive_int, check_random_state, check_shape, did_you_mean,
+                         renamed)
 
 __all__ = [
     "allowed_values", "atomic_path", "atomic_write_bytes", "atomic_write_json",
     "atomic_write_text", "check_columns", "check_fraction", "check_option",
     "check_positive_int", "check_random_state", "check_shape", "check_writable",
     "did_you_mean", "find_stack_level", "get_data_home", "logger", "progress_bar",
-    "set_verbose", "sha256_file", "use_log_level", "verbose_level", "warn", "with_verbose",
+    "renamed", "set_verbose", "sha256_file", "use_log_level", "verbose_level", "warn", "with_verbose",
 ]

@@ -68,8 +68,27 @@ def verbose_level(verbose):
     return logging.WARNING if v == 0 else (logging.INFO if v == 1 else logging.DEBUG)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record is emitted.
+
+    (A plain ``StreamHandler(sys.stderr)`` keeps the stream it was created with, which
+    a notebook or a test harness may have replaced and closed since.)
+    """
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _stream_handler():
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(_FORMAT))
     return handler
 

@@ -21,6 +21,7 @@ __all__ = [
     "check_shape",
     "check_random_state",
     "check_columns",
+    "renamed",
 ]
 
 
@@ -224,3 +225,33 @@ def check_columns(name, columns, required, *, error=ValueError):
         if col not in columns:
             raise error(f"{name} lacks the column {col!r} (columns: {columns})."
                         + did_you_mean(col, columns))
+
+
+def renamed(old_name, old_value, new_name, new_value, *, default=None):
+    """The value of a renamed parameter: ``new_value``, or ``old_value`` with a FutureWarning.
+
+    Parameters
+    ----------
+    old_name, new_name : str
+    old_value : object
+        What was passed under the old name (``None`` when not passed).
+    new_value : object
+        What was passed under the new name.
+    default : object
+        The new parameter's default (passing both names is refused unless the
+        new one is at its default).
+
+    Raises
+    ------
+    TypeError
+        When both names are given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != default:
+        raise TypeError(f"Pass {new_name} only ({old_name} is its old name), not both.")
+    from .logging import warn
+
+    warn(f"{old_name} is renamed {new_name}; {old_name} will be removed in a future release.",
+         FutureWarning)
+    return old_value

@@ -2,9 +2,14 @@
 
 NAME = "run"
 HELP = "the main job: record a paradigm on a model and analyse it"
-DESCRIPTION = ("Record a paradigm (default: functional_networks) on a model (default: "
-               "SmolLM2-135M-Instruct, fetched once from PyPI), fit GLMs, map task networks "
-               "and write maps and tables under OUT/analysis.")
+DESCRIPTION = (
+    "Record a paradigm (default: functional_networks) on a model (default: SmolLM2-135M-Instruct, "
+    "fetched once from PyPI), map each task against control with inference that generalises "
+    "over prompts (prompt-level random effects by default), threshold the maps into networks, "
+    "test their overlap against layer-matched random networks, measure their repeatability "
+    "across runs and identify the task of held-out blocks. Writes maps, networks and tables "
+    "under OUT/analysis and a machine-readable OUT/analysis/summary.json."
+)
 
 
 def add_arguments(parser):
@@ -16,6 +21,17 @@ def add_arguments(parser):
     parser.add_argument("--sites", default="resid_post", nargs="+")
     parser.add_argument("--runs", type=int, nargs="+", default=None)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--inference", choices=["prompt", "permutation", "token"],
+                        default="prompt",
+                        help="how networks are defined: prompt-level random effects (default), "
+                             "permutation max-T exchanging prompts, or token-level (a fixed "
+                             "effect of the presented prompts)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="threshold (default 0.05)")
+    parser.add_argument("--correction", choices=["fdr", "bonferroni", "maxt"], default=None,
+                        help="default: fdr, or maxt with --inference permutation")
+    parser.add_argument("--n-permutations", type=int, default=1000,
+                        help="permutations of every test (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the tests")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different recording and existing analysis outputs")
 
@@ -23,6 +39,11 @@ def add_arguments(parser):
 def run(args):
     from ..main import run_pipeline
 
-    run_pipeline(args.paradigm, model=args.model, out=args.out, sites=args.sites, runs=args.runs,
-                 batch_size=args.batch_size, overwrite=args.overwrite, verbose=args.verbose)
+    correction = args.correction or ("maxt" if args.inference == "permutation" else "fdr")
+    result = run_pipeline(args.paradigm, model=args.model, out=args.out, sites=args.sites,
+                          runs=args.runs, batch_size=args.batch_size, inference=args.inference,
+                          alpha=args.alpha, correction=correction,
+                          n_permutations=args.n_permutations, random_state=args.seed,
+                          overwrite=args.overwrite, verbose=args.verbose)
+    print(f"summary: {result['analysis'] / 'summary.json'}")
     return 0

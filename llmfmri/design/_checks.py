@@ -167,9 +167,12 @@ def check_design_matrix(design_matrix, *, name="design_matrix", n_frames=None):
         )
     n, p = X.shape
     if n <= p:
+        shown = [str(c) for c in df.columns[:6]] + (["..."] if p > 6 else [])
         raise DesignMatrixError(
-            f"{name} has {n} frames for {p} regressors; a GLM needs more frames than "
-            "regressors to leave residual degrees of freedom."
+            f"{name} has {n} frames for {p} regressors ({', '.join(shown)}); a GLM needs "
+            "more frames than regressors to leave residual degrees of freedom (at the second "
+            "level: more samples than columns). Use fewer regressors (drift_model=None, fewer "
+            "confounds) or more frames."
         )
     names = [str(c) for c in df.columns]
     rank, relations = collinear_groups(X, names)

@@ -89,7 +89,41 @@ def check_events(events):
         )
     if "modulation" in events.columns:
         events["modulation"] = pd.to_numeric(events["modulation"], errors="raise").astype(float)
+    _warn_duplicates(events)
     return events
+
+
+def _warn_duplicates(events):
+    """Warn about duplicated events: same trial type, onset and duration (nilearn's definition).
+
+    Their amplitudes (or modulations) are summed into the regressors, as nilearn
+    does, in the boxcar and the HRF paths alike; a per-frame label
+    (:func:`events_per_frame`) is the same for both rows.
+    """
+    key = [c for c in ("trial_type", "onset", "duration") if c in events.columns]
+    live = events["trial_type"].notna().to_numpy() if "trial_type" in events.columns else \
+        np.ones(len(events), dtype=bool)
+    sub = events.loc[live, key]
+    dup = sub.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    rows = np.flatnonzero(live)[dup]
+    first = events.iloc[rows[0]]
+    kind = f"trial_type {first['trial_type']!r}, " if "trial_type" in events.columns else ""
+    n_extra = int(sub.duplicated(keep="first").sum())
+    hint = ""
+    if "run" in events.columns and events["run"].nunique() > 1:
+        hint = (f" The events hold several runs ({sorted(pd.unique(events['run']).tolist())}): "
+                "build one design per run from that run's events.")
+    summed = "modulations" if "modulation" in events.columns else "amplitudes"
+    warn(
+        f"Duplicated events: {n_extra} events rows repeat another row's trial_type, onset and "
+        f"duration (rows {rows[:6].tolist()}{' ...' if rows.size > 6 else ''}; first: "
+        f"{kind}onset {first['onset']:g}, duration {first['duration']:g} frames). Their "
+        f"{summed} are summed, so the regressor reaches 2 or more there (as nilearn does); "
+        f"drop the duplicated rows if that is not intended.{hint}",
+        DesignWarning,
+    )
 
 
 def _frame_times(frame_times, n_frames):
@@ -125,6 +159,25 @@ def _boxcar(onsets, durations, amplitudes, frame_times):
     # cumsum of +-1 is exact for indicator boxcars; clean rounding for modulated ones
     reg[np.abs(reg) < 1e-12 * max(1.0, np.abs(amplitudes).max(initial=0))] = 0.0
     return reg
+
+
+def _warn_overlap(cond, rows, onsets, durs, ft):
+    """Warn when rows of one trial type (not duplicates: those warn in check_events) overlap.
+
+    A frame is one token: two rows of one condition covering it sum to a boxcar
+    of 2, which is almost never meant.
+    """
+    count = _boxcar(onsets, durs, np.ones(onsets.size), ft)
+    if count.max(initial=0) <= 1 or rows[["onset", "duration"]].duplicated().any():
+        return
+    frames = ft[count > 1]
+    warn(
+        f"events of trial type {cond!r} overlap: {frames.size} frames (first "
+        f"{[int(f) if float(f).is_integer() else float(f) for f in frames[:5]]}) are covered "
+        f"by several rows, so its boxcar is summed to {count.max():g} there. Merge or shorten "
+        "the overlapping rows if each frame should count once.",
+        DesignWarning,
+    )
 
 
 def events_per_frame(events, column, frame_times):
@@ -351,6 +404,18 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
         )
     columns.update(conf_cols)
     families += conf_families
+    if drift_model is not None and ft.size < 2:
+        # nilearn's drift of one frame is NaN; say what is wrong in the house's words
+        drifts = ([f"drift_{k}" for k in range(1, int(drift_order) + 1)]
+                  if drift_model == "polynomial" else ["cosine00"])
+        names = list(columns) + drifts + ["constant"]
+        raise DesignMatrixError(
+            f"design_matrix has {ft.size} frames for at least {len(names)} regressors "
+            f"({', '.join(names)}, with drift_model={drift_model!r}); a GLM needs "
+            "more frames than regressors to leave residual degrees of freedom. A run of one "
+            "frame cannot be fitted: record more prompts or frames per run, or summarise runs "
+            "and test across them (SecondLevelGLM)."
+        )
     columns.update(_drift_columns(ft, drift_model, drift_order, high_pass, columns))
     if _keep_constant(constant, families, columns):
         columns["constant"] = np.ones(ft.size)
@@ -395,6 +460,7 @@ def _condition_columns(events, ft, hrf_model, conditions, fir_delays, oversampli
                 )
             columns[str(cond)] = _boxcar(onsets, durs, amps, ft)
             cond_cols.append(str(cond))
+            _warn_overlap(cond, rows, onsets, durs, ft)
         else:
             from nilearn.glm.first_level import compute_regressor
 
@@ -440,6 +506,6 @@ def _keep_constant(constant, families, columns):
                  if np.allclose(np.sum([columns[c] for c in fam], axis=0), 1.0)]
     if partition:
         shown = partition[0][:3] + (["..."] if len(partition[0]) > 3 else [])
-        logger.info("make_design_matrix: no 'constant' column, since %s already sum to "
-                    "one on every frame.", shown)
+        logger.debug("make_design_matrix: no 'constant' column, since %s already sum to "
+                     "one on every frame.", shown)
     return not partition

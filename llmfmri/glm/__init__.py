@@ -20,7 +20,7 @@ Examples
 ('t', (4,))
 """
 
-from ..exceptions import ConstantUnitWarning, ContrastError, DataError
+from ..exceptions import ConstantUnitWarning, ContrastError, DataError, PerfectFitWarning
 from ._contrast import (
     Contrast,
     compute_contrast,
@@ -29,10 +29,13 @@ from ._contrast import (
     expression_to_contrast_vector,
 )
 from ._correct import PermutationResult, correct, permutation_max_t
+from ._data import RunView, as_runs
 from ._engine import GLMResults, run_glm
 from ._first_level import FirstLevelGLM
 from ._io import contrast_table, save_glm_to_bids
+from ._mixed import MixedGLM, fit_mixed
 from ._second_level import PromptSummary, SecondLevelGLM, summarize_prompts
+from ._stats import z_from_t
 from ._statsmodels import StatsmodelsGLM, fit_statsmodels
 from ._unitmap import INFERENCES, UnitMap
 
@@ -43,6 +46,7 @@ __all__ = [
     "Contrast",
     "ContrastError",
     "ConstantUnitWarning",
+    "PerfectFitWarning",
     "DataError",
     "compute_fixed_effects",
     "contrast_matrix",
@@ -59,5 +63,10 @@ __all__ = [
     "permutation_max_t",
     "PermutationResult",
     "fit_statsmodels",
+    "fit_mixed",
+    "z_from_t",
+    "MixedGLM",
+    "as_runs",
+    "RunView",
     "StatsmodelsGLM",
 ]

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 
-from ..exceptions import ConstantUnitWarning, ContrastError
+from ..exceptions import ConstantUnitWarning, ContrastError, PerfectFitWarning
 from .._utils import check_option, did_you_mean, warn
-from ._stats import f_sf, t_sf, z_from_f, z_from_t
+from ._stats import f_sf, ratio_stat, t_sf, z_from_f, z_from_t
 
 __all__ = ["compute_contrast", "Contrast", "expression_to_contrast_vector", "contrast_matrix",
            "compute_fixed_effects"]
@@ -223,9 +223,23 @@ class Contrast:
 
     Notes
     -----
-    Units whose variance is exactly 0 (units constant over every frame) get a
-    statistic and a z score of 0, a one-sided p of 0.5 for t and a p of 1 for
-    F and two-sided t: the result has no NaN.
+    Units whose variance is exactly 0 are either constant (no variance at
+    all) or fitted exactly by the design (no residual variance); the result
+    has no NaN either way:
+
+    * a zero effect (every contrast orthogonal to the constant of a constant
+      unit; a condition an exact fit does not depend on) gets a statistic and
+      a z score of 0, a one-sided p of 0.5 for t and a p of 1 for F and
+      two-sided t: no effect;
+    * a non-zero effect is known without error, the strongest effect there
+      is: the statistic is ``+inf`` (``-inf`` for a negative t), the p value 0
+      (1 one-sided for a negative t), and the z score the largest finite z of
+      the transform (that of the largest double: about 232 for 38 degrees of
+      freedom), so that z maps stay finite and rank it first.
+
+    ``run_glm`` warns about such units (:class:`~llmfmri.exceptions.PerfectFitWarning`,
+    :class:`~llmfmri.exceptions.ConstantUnitWarning`) and sets effects that
+    are rounding noise of an exact fit to exactly 0.
 
     ``p_value()`` is one-sided (upper tail) for t, like nilearn, so that
     ``z_score()`` keeps the sign of the effect; ``p_value(two_sided=True)``
@@ -274,10 +288,22 @@ class Contrast:
 
     @property
     def zero_variance(self):
-        """Boolean mask of units with zero variance (constant units)."""
+        """Boolean mask of units with zero variance (constant units and exact fits)."""
         if self.stat_type == "t":
             return self.variance == 0
         return np.all(self.variance.reshape(-1, self.n_units) == 0, axis=0)
+
+    @property
+    def zero_effect(self):
+        """Boolean mask of units whose effect is exactly 0 (every row, for F)."""
+        if self.stat_type == "t":
+            return self.effect == 0
+        return np.all(self.effect == 0, axis=0)
+
+    @property
+    def exact(self):
+        """Boolean mask of units with a non-zero effect and zero variance (t = +-inf, p = 0)."""
+        return self.zero_variance & ~self.zero_effect
 
     def effect_size(self):
         """Contrast estimate: shape (n_units,) for t, (q, n_units) for F."""
@@ -292,38 +318,47 @@ class Contrast:
     def stat(self):
         """t or F statistic of shape (n_units,)."""
         if self._stat is None:
-            zero = self.zero_variance
             if self.stat_type == "t":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    s = self.effect / np.sqrt(self.variance)
+                s = ratio_stat(self.effect, self.variance)
             else:
+                zero = self.zero_variance
                 V = np.moveaxis(self.variance, -1, 0).copy()  # (n, q, q)
                 V[zero] = np.eye(self.dim)
                 e = self.effect.T  # (n, q)
                 sol = np.linalg.solve(V, e[..., None])[..., 0]
                 s = np.einsum("nq,nq->n", e, sol) / self.dim
-            self._stat = np.where(zero, 0.0, s)
+                s = np.where(zero, np.where(self.zero_effect, 0.0, np.inf), s)
+            self._stat = s + 0.0
         return self._stat
 
     def p_value(self, two_sided=False):
-        """p value: one-sided upper tail for t (``two_sided=True`` for both tails), upper for F."""
+        """p value: one-sided upper tail for t (``two_sided=True`` for both tails), upper for F.
+
+        0 for an exact non-zero effect (1 one-sided for a negative t); 0.5
+        one-sided, 1 two-sided and for F where the effect and its variance are
+        both 0.
+        """
         s = self.stat()
-        zero = self.zero_variance
+        none = self.zero_variance & self.zero_effect
         if self.stat_type == "t":
             p = 2.0 * t_sf(np.abs(s), self.dof) if two_sided else t_sf(s, self.dof)
             if two_sided:
                 p = np.minimum(p, 1.0)
-            return np.where(zero, 1.0 if two_sided else 0.5, p)
-        return np.where(zero, 1.0, f_sf(s, self.dim, self.dof))
+            return np.where(none, 1.0 if two_sided else 0.5, p)
+        return np.where(none, 1.0, f_sf(s, self.dim, self.dof))
 
     def z_score(self):
-        """z score with the same one-sided p value, finite for any finite statistic."""
+        """z score with the same one-sided p value, finite for any statistic.
+
+        0 where there is no effect and no variance; the largest finite z of
+        the transform (signed) for an exact non-zero effect (see the class notes).
+        """
         s = self.stat()
         if self.stat_type == "t":
             z = z_from_t(s, self.dof)
         else:
             z = z_from_f(s, self.dim, self.dof)
-        z = np.where(self.zero_variance, 0.0, z)
+        z = np.where(self.zero_variance & self.zero_effect, 0.0, z)
         return z + 0.0  # no negative zeros
 
     # ------------------------------------------------------------ fixed effects
@@ -369,6 +404,16 @@ def compute_fixed_effects(contrasts, *, precision_weighted=False):
     Returns
     -------
     Contrast
+
+    Notes
+    -----
+    With ``precision_weighted=True`` a run where a unit has zero variance
+    counts as follows: with a zero effect (a constant unit) it carries no
+    information and is left out for that unit (:class:`ConstantUnitWarning`);
+    with a non-zero effect (an exact fit) its precision is infinite, so the
+    unit's combined effect is the mean over such runs, with variance 0
+    (``t = +-inf``, :class:`PerfectFitWarning`). Without weighting, variances
+    add: a unit is exact across runs only if it is exact in every run.
     """
     contrasts = list(contrasts)
     if not contrasts:
@@ -389,8 +434,22 @@ def compute_fixed_effects(contrasts, *, precision_weighted=False):
         wsum = w.sum(axis=0)
         effect = np.where(wsum > 0, (w * eff).sum(axis=0) / wsum, 0.0)
         variance = np.where(wsum > 0, 1.0 / wsum, 0.0)
-    if np.any(var == 0):
-        warn("Units with zero variance in some runs are ignored in those runs.",
+    exact = (var == 0) & (eff != 0)          # exact fits: infinite precision
+    ignored = (var == 0) & (eff == 0)        # no variance and no effect: no information
+    if exact.any():
+        units = np.flatnonzero(exact.any(axis=0))
+        n_exact = exact.sum(axis=0)[units]
+        effect[units] = np.where(exact[:, units], eff[:, units], 0.0).sum(axis=0) / n_exact
+        variance[units] = 0.0
+        warn(f"{units.size} units (first columns {units[:5].tolist()}) are fitted exactly "
+             "(zero residual variance, non-zero effect) in some runs; their precision there is "
+             "infinite, so their combined effect is the mean over those runs, with variance 0 "
+             "(t = +-inf, p = 0).", PerfectFitWarning)
+    if (ignored & ~exact.any(axis=0)).any():
+        units = np.flatnonzero((ignored & ~exact.any(axis=0)).any(axis=0))
+        warn(f"{units.size} units (first columns {units[:5].tolist()}) have zero variance and "
+             "zero effect in some runs (constant there, or fitted exactly with no effect); "
+             "those runs carry no information on them and are left out.",
              ConstantUnitWarning)
     return Contrast(effect, variance, sum(c.dof for c in contrasts), "t",
                     name=contrasts[0].name)

@@ -6,17 +6,21 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import solve_triangular
 
-from .._utils import check_option, did_you_mean, logger
+from .._utils import check_option, check_positive_int, did_you_mean, logger, renamed
 from ..design import check_design_matrix
-from ._contrast import contrast_matrix
 from ..exceptions import DataError
+from ._contrast import contrast_matrix
 from ._data import as_2d, column_block
+from ._stats import ratio_stat
 from ._unitmap import UnitMap
 
-__all__ = ["correct", "permutation_max_t", "PermutationResult", "GroupShuffler", "max_t_null"]
+__all__ = ["correct", "permutation_max_t", "PermutationResult", "GroupShuffler", "DesignBasis",
+           "max_t_null"]
 
 _METHODS = ("fdr", "fdr_bh", "bonferroni")
+_EPS = np.finfo(np.float64).eps
 
 
 def correct(p_values, method="fdr"):
@@ -93,7 +97,8 @@ class PermutationResult:
         ``(1 + #{permutations with max >= observed}) / (n_perm + 1)``.
     null_max : ndarray of shape (n_perm,)
         Maximum (of ``|t|`` when two-sided) over units, per permutation.
-    n_perm : int
+    n_permutations : int
+        (also ``n_perm``, its old name)
     two_sided : bool
     contrast : str
     units : UnitSpace or None
@@ -112,7 +117,7 @@ class PermutationResult:
         self.contrast = contrast
         self.units = units
         self.dof = dof
-        self.n_perm = int(null_max.size)
+        self.n_permutations = self.n_perm = int(null_max.size)
         obs = np.abs(stat) if two_sided else stat
         sorted_null = np.sort(null_max)
         exceed = sorted_null.size - np.searchsorted(sorted_null, obs, side="left")
@@ -190,17 +195,167 @@ class GroupShuffler:
         self.X = X
 
     def design(self, perm):
+        """The design with the permuted columns' group values exchanged by ``perm``."""
         X = self.X.copy()
         live = self.codes >= 0
         X[np.ix_(live, self.columns)] = self.V[perm][self.codes[live]]
         return X
 
+    # A permuted design differs from the observed one only in the permuted columns P, which
+    # are constant within groups; the fixed columns F do not change. By Frisch-Waugh-Lovell,
+    # the contrast's t in [P F] follows from y and P after projecting F out, and
+    # P_perm' M_F y = V[perm]' D M_F y: the null needs only the G group sums of the
+    # residualised data (k x G per permutation instead of p x n_frames).
+    def _prepare(self):
+        if hasattr(self, "_D"):
+            return
+        from scipy import sparse
+
+        p = self.X.shape[1]
+        self._fixed = [j for j in range(p) if j not in set(self.columns)]
+        live = np.flatnonzero(self.codes >= 0)
+        G = self.n_groups
+        self._D = sparse.csr_matrix((np.ones(live.size), (self.codes[live], live)),
+                                    shape=(G, self.X.shape[0]))
+        self._counts = np.asarray(self._D.sum(axis=1)).ravel()
+        F = self.X[:, self._fixed]
+        self._F = F
+        if F.shape[1]:
+            Q, R = np.linalg.qr(F)
+            if np.any(np.abs(np.diag(R)) <= 1e-10 * np.maximum(np.linalg.norm(F, axis=0),
+                                                                  1e-300)):
+                raise _SingularDesign()
+            self._QF = Q                                   # orthonormal basis of span(F)
+            self._DQ = np.asarray(self._D @ Q)             # (G, f): group sums of the basis
+        else:
+            self._QF = self._DQ = None
+
+    def basis(self, perm, c):
+        """``(C, v)``: with ``T, base = reduce(y)``: ``u = C @ T``, effect ``v' u``, var ``|v|^2``.
+
+        ``C = L^-1 V[perm]'`` with ``L L'`` the Cholesky factor of the
+        column-scaled ``(M_F P)'(M_F P)``; the residual sum of squares of the
+        permuted model is ``base - |u|^2``. The contrast must be zero on the
+        fixed columns (it is, when the permuted columns are its non-zero ones).
+        """
+        self._prepare()
+        c = np.asarray(c, dtype=np.float64)
+        if np.any(c[self._fixed] != 0):
+            raise DataError(
+                "Permutation max-T permutes the contrast's non-zero columns; the contrast has "
+                f"weight on fixed columns {[j for j in self._fixed if c[j] != 0]}."
+            )
+        perm = np.arange(self.n_groups) if perm is None else perm
+        Vp = self.V[perm]
+        PP = Vp.T @ (self._counts[:, None] * Vp)
+        if self._DQ is not None:
+            A = Vp.T @ self._DQ                       # P'Q_F
+            PP = PP - A @ A.T                         # (M_F P)'(M_F P)
+        d = np.sqrt(np.clip(np.diag(PP), 0.0, None))
+        if not np.all(d > 1e-10 * np.sqrt(self._counts.sum())):
+            raise _SingularDesign()
+        try:
+            L = np.linalg.cholesky(PP / np.outer(d, d))
+        except np.linalg.LinAlgError:
+            raise _SingularDesign() from None
+        if np.min(np.abs(np.diag(L))) < 1e-7:
+            raise _SingularDesign()
+        C = solve_triangular(L, Vp.T / d[:, None], lower=True)
+        v = solve_triangular(L, c[self.columns] / d, lower=True)
+        return C, v
+
+    def bases(self, perms, c):
+        """:meth:`basis` for a stack of permutations at once: ``C`` (n, k, G), ``v`` (n, k).
+
+        Raises ``_SingularDesign`` if any permuted design is singular (the caller
+        then draws them one by one).
+        """
+        self._prepare()
+        c = np.asarray(c, dtype=np.float64)
+        if np.any(c[self._fixed] != 0):
+            return None
+        Vp = self.V[perms]                                         # (n, G, k)
+        PP = np.einsum("ngk,g,ngl->nkl", Vp, self._counts, Vp)
+        if self._DQ is not None:
+            A = np.einsum("ngk,gf->nkf", Vp, self._DQ)
+            PP = PP - A @ np.swapaxes(A, 1, 2)
+        d = np.sqrt(np.clip(np.einsum("nkk->nk", PP), 0.0, None))
+        if not np.all(d > 1e-10 * np.sqrt(self._counts.sum())):
+            raise _SingularDesign()
+        try:
+            L = np.linalg.cholesky(PP / (d[:, :, None] * d[:, None, :]))
+        except np.linalg.LinAlgError:
+            raise _SingularDesign() from None
+        if np.min(np.abs(np.einsum("nkk->nk", L))) < 1e-7:
+            raise _SingularDesign()
+        C = np.linalg.solve(L, np.swapaxes(Vp, 1, 2) / d[:, :, None])
+        v = np.linalg.solve(L, (c[self.columns][None, :] / d)[:, :, None])[:, :, 0]
+        return C, v
+
+    def reduce(self, y):
+        """``(T, base)``: group sums of ``M_F y`` (G x units) and ``|M_F y|^2`` per unit."""
+        self._prepare()
+        yy = np.einsum("ij,ij->j", y, y)
+        S = np.asarray(self._D @ y)
+        if self._QF is None:
+            return S, yy
+        Z = self._QF.T @ y                            # (f, units)
+        return S - self._DQ @ Z, yy - np.einsum("ij,ij->j", Z, Z)
+
+
+class DesignBasis:
+    """:meth:`GroupShuffler.basis`/``reduce`` for any design function (QR of each design)."""
+
+    def __init__(self, design_fn):
+        self.design_fn = design_fn
+
+    def basis(self, perm, c):
+        Q, w = _ols_t_parts(self.design_fn(perm), c)
+        return Q.T, w
+
+    @staticmethod
+    def reduce(y):
+        return y, np.einsum("ij,ij->j", y, y)
+
+
+class _SingularDesign(DataError):
+    """A (permuted) design that is rank deficient."""
+
+    def __init__(self):
+        super().__init__("The design is rank deficient (two regressors are collinear); drop a "
+                         "redundant regressor.")
+
 
 def _ols_t_parts(X, c):
-    """Orthonormal basis Q of X and w with effect = w'Q'y, unscaled var = |w|^2."""
+    """Orthonormal basis Q of X and w with effect = w'Q'y, unscaled var = |w|^2.
+
+    Raises ``_SingularDesign`` for a rank-deficient ``X`` (relative to its column norms).
+    """
     Q, R = np.linalg.qr(X)
+    scale = np.linalg.norm(X, axis=0)
+    if np.any(np.abs(np.diag(R)) <= 1e-7 * np.maximum(scale, 1e-300)):
+        raise _SingularDesign()
     w = np.linalg.solve(R.T, c)
     return Q, w
+
+
+def _draw_basis(basis, c, ng, rng, tries=100):
+    """A uniformly drawn group permutation whose design is of full rank, and its basis.
+
+    Permutations that make the design singular (e.g. a permuted column that
+    coincides with a fixed one) carry no test statistic; they are redrawn, so
+    the null is the permutation distribution conditional on an estimable
+    contrast (such permutations are rare: the count is logged).
+    """
+    for attempt in range(tries):
+        try:
+            return basis.basis(rng.permutation(ng), c), attempt
+        except _SingularDesign:
+            continue
+    raise DataError(
+        f"{tries} random permutations of the {ng} groups all gave rank-deficient designs; the "
+        "groups cannot be exchanged with this design (too few groups per condition?)."
+    )
 
 
 def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
@@ -208,9 +363,13 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
 
     Parameters
     ----------
-    runs : list of (Y, design_fn, n_groups, dof)
-        ``design_fn(perm)`` returns the design for a group permutation ``perm``
-        (``None`` = observed design).
+    runs : list of (Y, basis, n_groups, dof)
+        ``basis`` has ``basis(perm, c) -> (C, v)`` and ``reduce(y) -> (T, base)``
+        (see :class:`GroupShuffler`, :class:`DesignBasis`): for a group
+        permutation ``perm`` (``None`` = observed design), ``u = C @ T`` holds the
+        data's coordinates in an orthonormal basis of the (permuted part of the)
+        design, the effect is ``v' u``, its unscaled variance ``|v|^2`` and the
+        residual sum of squares ``base - |u|^2``.
     c : ndarray of shape (p,)
 
     Returns
@@ -219,24 +378,42 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
 
     Notes
     -----
-    For every permutation the design's orthonormal basis ``Q`` and the vector
-    ``w`` with ``effect = w' Q' y`` are computed once; all permutations of a run
-    are stacked into one (n_frames, n_perm * p) matrix, so each data sub-block
-    costs one large matrix product. Memory: ``8 * n_frames * n_perm * p`` bytes
-    per run.
+    All permutations of a run are stacked into one (n_perm * k, m) matrix, so
+    each data sub-block costs one matrix product with its reduction ``T``
+    (boxcar designs: k permuted columns, m groups; otherwise k = p columns,
+    m = n_frames).
     """
     n_units = runs[0][0].shape[1]
-    p = c.size
     stacks = []
-    for Y, design_fn, ng, dof in runs:
-        Q0, w0 = _ols_t_parts(design_fn(None), c)
-        Qall = np.empty((Q0.shape[0], n_perm * p))
-        W = np.empty((n_perm, p))
-        for k in range(n_perm):
-            Q, w = _ols_t_parts(design_fn(rng.permutation(ng)), c)
-            Qall[:, k * p:(k + 1) * p] = Q
-            W[k] = w
-        stacks.append((Q0, w0, Qall, W, dof))
+    p = None
+    for Y, basis, ng, dof in runs:
+        C0, v0 = basis.basis(None, c)
+        p = C0.shape[0]
+        Call = np.empty((n_perm * p, C0.shape[1]))
+        V = np.empty((n_perm, p))
+        redrawn = 0
+        batched = None
+        if hasattr(basis, "bases"):
+            perms = np.stack([rng.permutation(ng) for _ in range(n_perm)])
+            try:
+                batched = basis.bases(perms, c)
+            except _SingularDesign:
+                # draw again one by one, redrawing the singular ones: same generator state
+                # for every run and contrast is not needed, only uniform draws
+                batched = None
+        if batched is not None:
+            Call[:] = batched[0].reshape(n_perm * p, -1)
+            V[:] = batched[1]
+        else:
+            for k in range(n_perm):
+                (Ck, vk), extra = _draw_basis(basis, c, ng, rng)
+                redrawn += extra
+                Call[k * p:(k + 1) * p] = Ck
+                V[k] = vk
+        if redrawn:
+            logger.info("permutation max-T: %d of %d permutations gave a rank-deficient design "
+                        "and were redrawn", redrawn, n_perm)
+        stacks.append((basis, C0, v0, Call, V, dof))
     null_max = np.full(n_perm, -np.inf)
     stat = np.empty(n_units)
     block = min(column_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_) in runs)
@@ -249,38 +426,46 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
             b = min(a + width, stop - start)
             eff_o = var_o = 0.0
             eff = var = 0.0
-            for Yb, (Q0, w0, Qall, W, dof) in zip(Ybs, stacks):
+            for Yb, (basis, C0, v0, Call, V, dof) in zip(Ybs, stacks):
                 y = np.asarray(Yb[:, a:b], dtype=np.float64)
                 if not np.isfinite(y).all():
                     raise DataError(
                         "Y has NaN or infinite values; clean them before a permutation test."
                     )
                 yy = np.einsum("ij,ij->j", y, y)
-                Z0 = Q0.T @ y
-                rss0 = yy - np.einsum("ij,ij->j", Z0, Z0)
-                # constant units (rss is rounding noise): variance 0, statistic 0
+                # rounding level of an exact fit's effect (see GLMResults._snap): effects of
+                # units with no residual below it are 0, so only real effects become +-inf
+                tol = 64.0 * _EPS * y.shape[0] ** 1.5 * np.abs(y).max(axis=0)
+                T, base = basis.reduce(y)
+                Z0 = C0 @ T
+                rss0 = base - np.einsum("ij,ij->j", Z0, Z0)
+                # no residual (a constant unit, or an exact fit): rss is rounding noise
                 rss0 = np.where(rss0 > 1e-12 * yy, rss0, 0.0)
-                eff_o = eff_o + w0 @ Z0
-                var_o = var_o + (w0 @ w0) * rss0 / dof
-                Z = (Qall.T @ y).reshape(n_perm, p, -1)
-                rss = yy[None] - np.einsum("mpc,mpc->mc", Z, Z)
+                e0 = v0 @ Z0
+                e0 = np.where((rss0 == 0) & (np.abs(e0) <= tol * np.linalg.norm(v0)), 0.0, e0)
+                eff_o = eff_o + e0
+                var_o = var_o + (v0 @ v0) * rss0 / dof
+                Z = (Call @ T).reshape(n_perm, p, -1)
+                rss = base[None] - np.einsum("mpc,mpc->mc", Z, Z)
                 rss = np.where(rss > 1e-12 * yy[None], rss, 0.0)
-                eff = eff + np.einsum("mp,mpc->mc", W, Z)
-                var = var + (W * W).sum(1)[:, None] * rss / dof
-            with np.errstate(divide="ignore", invalid="ignore"):
-                stat[start + a:start + b] = np.where(var_o > 0, eff_o / np.sqrt(var_o), 0.0)
-                tp = np.where(var > 0, eff / np.sqrt(var), 0.0)
+                e = np.einsum("mp,mpc->mc", V, Z)
+                small = np.abs(e) <= np.linalg.norm(V, axis=1)[:, None] * tol[None]
+                eff = eff + np.where((rss == 0) & small, 0.0, e)
+                var = var + (V * V).sum(1)[:, None] * rss / dof
+            # zero variance: 0 for no effect, +-inf for an effect known without error
+            stat[start + a:start + b] = ratio_stat(eff_o, var_o)
+            tp = ratio_stat(eff, var)
             if two_sided:
                 tp = np.abs(tp)
             np.maximum(null_max, tp.max(axis=1), out=null_max)
-        if verbose:
-            logger.info("permutation max-T: %d/%d units (%.1f s)", stop, n_units,
-                        time.perf_counter() - t0)
+        logger.debug("permutation max-T: %d/%d units (%.1f s)", stop, n_units,
+                     time.perf_counter() - t0)
     return stat, null_max
 
 
-def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n_perm=1000,
-                      two_sided=True, random_state=None, units=None, chunk_size=None, verbose=0):
+def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None,
+                      n_permutations=1000, two_sided=True, random_state=None, units=None,
+                      chunk_size=None, verbose=0, n_perm=None):
     """Family-wise error control by permutation of block or prompt labels (max-T).
 
     Under the null hypothesis the labels of whole groups of frames (blocks or
@@ -307,7 +492,8 @@ def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n
         Columns permuted between groups; by default those with a non-zero
         weight in the contrast. They must be constant within each group
         (boxcar regressors).
-    n_perm : int, default=1000
+    n_permutations : int, default=1000
+        Permutations (``n_perm`` is its old name).
     two_sided : bool, default=True
         Use ``|t|``.
     random_state : int or numpy Generator, optional
@@ -335,8 +521,8 @@ def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n
             f"Y, design_matrix and groups must list the same runs, but got {len(Ys)}, "
             f"{len(Xs)} and {len(gs)}."
         )
-    if isinstance(n_perm, bool) or int(n_perm) != n_perm or n_perm < 1:
-        raise ValueError(f"n_perm must be a positive integer, but got {n_perm!r}.")
+    n_perm = check_positive_int("n_permutations", renamed(
+        "n_perm", n_perm, "n_permutations", n_permutations, default=1000))
     rng = np.random.default_rng(random_state)
     runs = []
     C = names = None
@@ -369,11 +555,7 @@ def permutation_max_t(Y, design_matrix, contrast_def, *, groups, columns=None, n
             raise DataError(f"design_matrix{label} has columns {cols}, but run 0 has {names}.")
         Xa = Xdf.to_numpy(dtype=np.float64)
         shuffler = GroupShuffler(Xa, g, perm_cols, names, label)
-
-        def design_fn(perm, _s=shuffler, _X=Xa):
-            return _X if perm is None else _s.design(perm)
-
-        runs.append((y, design_fn, shuffler.n_groups, float(n - len(names))))
+        runs.append((y, shuffler, shuffler.n_groups, float(n - len(names))))
     stat, null_max = max_t_null(runs, c, n_perm=int(n_perm), two_sided=two_sided, rng=rng,
                                 chunk_size=chunk_size, verbose=verbose)
     dof = sum(r[3] for r in runs)

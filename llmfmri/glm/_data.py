@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._utils import check_positive_int
+from .._utils import check_positive_int, did_you_mean
 from ..exceptions import DataError
 
 __all__ = ["as_2d", "chunk_shape", "column_block", "is_recording", "as_run_list",
-           "recording_runs"]
+           "recording_runs", "RunView", "as_runs"]
 
 _BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
 
@@ -124,3 +124,76 @@ def recording_runs(data, runs=None, *, events=None, name="run_data"):
     if not arrays:
         raise DataError(f"{name} holds no runs.")
     return arrays, as_run_list(events, len(arrays), "events"), runs, units
+
+
+class RunView:
+    """A recording-like view of runs: ``.runs``, ``.frames(run)``, ``.events(run)``, ``.units``.
+
+    What the analysis stages read from a Recording, for arrays too (see :func:`as_runs`).
+    """
+
+    def __init__(self, runs, frames, events, units):
+        self.runs = list(runs)
+        self._frames, self._events, self.units = frames, events, units
+
+    def __repr__(self):
+        return f"RunView(runs={self.runs}, units={self.units!r})"
+
+    def frames(self, run):
+        """The ``(n_frames, n_units)`` array of ``run`` (lazy for a Recording)."""
+        return self._frames(run)
+
+    def events(self, run):
+        """The per-frame events table of ``run``."""
+        return self._events(run)
+
+
+def as_runs(data, events=None, runs=None, units=None):
+    """A :class:`RunView` of a Recording (optionally a subset of its runs) or of arrays.
+
+    Parameters
+    ----------
+    data : Recording, array of shape (n_frames, n_units), or list of arrays (runs)
+    events : DataFrame or list of DataFrame, optional
+        Per-frame events, one per run; a Recording's own by default. Required for arrays.
+    runs : list, optional
+        A subset of a Recording's runs, or the labels of array runs (default 1, 2, ...).
+    units : UnitSpace, optional
+        The units (a Recording brings its own).
+
+    Returns
+    -------
+    RunView
+
+    Raises
+    ------
+    DataError
+        For unknown runs, no runs, or arrays without one events table per run.
+    """
+    if is_recording(data):
+        all_runs = list(data.runs)
+        runs = all_runs if runs is None else ([runs] if np.ndim(runs) == 0 else list(runs))
+        for r in runs:
+            if r not in all_runs:
+                raise DataError(f"runs names run {r!r}, but the recording has runs {all_runs}."
+                                + did_you_mean(str(r), map(str, all_runs)))
+        ev = data.events
+        if events is not None:
+            evs = list(events) if isinstance(events, (list, tuple)) else [events]
+            if len(evs) != len(runs):
+                raise DataError(f"events lists {len(evs)} tables for {len(runs)} runs.")
+            ev = dict(zip(runs, evs)).__getitem__
+        return RunView(runs, data.frames, ev, units if units is not None else data.units)
+    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+    if not arrays:
+        raise DataError("data holds no runs.")
+    runs = list(range(1, len(arrays) + 1)) if runs is None else list(runs)
+    if len(runs) != len(arrays):
+        raise DataError(f"runs lists {len(runs)} labels for {len(arrays)} runs of data.")
+    if events is None:
+        raise DataError("Array data need events=... (one per-frame events table per run).")
+    evs = list(events) if isinstance(events, (list, tuple)) else [events]
+    if len(evs) != len(arrays):
+        raise DataError(f"events lists {len(evs)} tables for {len(arrays)} runs of data.")
+    return RunView(runs, dict(zip(runs, arrays)).__getitem__, dict(zip(runs, evs)).__getitem__,
+                   units)

@@ -46,12 +46,12 @@ import time
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from ..exceptions import ConstantUnitWarning, DataError
+from ..exceptions import ConstantUnitWarning, DataError, PerfectFitWarning
 from .._utils import check_option, logger, use_log_level, warn
 from ..design import check_design_matrix
 from ._contrast import Contrast, contrast_matrix
 from ._data import as_2d, chunk_shape, column_block
-from ._stats import t_sf, z_from_t
+from ._stats import ratio_stat, t_sf, z_from_t
 
 __all__ = ["run_glm", "GLMResults"]
 
@@ -60,6 +60,13 @@ _FIRST_FRAME = ("keep", "scale", "drop")
 _TILE_BYTES = 64 * 2 ** 20     # one tile read from the array
 _BLOCK_UNITS = 8192            # units per task for arrays without chunks
 _NONE = np.zeros(0)            # "no such statistic" for the compiled kernels
+_EPS = np.finfo(np.float64).eps
+#: units whose residual sum of squares (from the sufficient statistics) is below this
+#: fraction of their sum of squares are refitted directly from their data: the
+#: statistics' rounding (~1e-16 relative) cannot tell an exact fit from a tiny residual
+_REFIT_RTOL = 1e-8
+#: AR(1) needs a lag-1 pair of residuals besides the fit: at least this many frames
+_AR1_MIN_FRAMES = 3
 
 
 # --------------------------------------------------------------------------- tiles
@@ -180,7 +187,13 @@ class _Design:
         self.Q, self.R = Q, R
         self.RT = np.ascontiguousarray(R.T)
         Rinv = solve_triangular(R, np.eye(p), lower=False)
+        self.Rinv = Rinv
         self.XtX_inv = Rinv @ Rinv.T
+        # condition number of the column-normalised design: the rounding of a residual
+        # computed by least squares is ~ eps * (1 + 2 kappa) * |y| (Golub & Van Loan 5.3)
+        norms = np.sqrt((X * X).sum(axis=0))
+        sv = np.linalg.svd(X / np.where(norms > 0, norms, 1.0), compute_uv=False)
+        self.kappa = float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
         ones_coef = Rinv @ Q.sum(axis=0)
         # the constant lies in the column space: data may be centred per unit first
         self.has_constant = bool(np.allclose(X @ ones_coef, 1.0, atol=1e-8))
@@ -443,11 +456,18 @@ class GLMResults:
         Residual degrees of freedom, ``n_frames - n_regressors`` (one fewer with
         ``first_frame="drop"``).
     constant_units : ndarray of bool, shape (n_units,)
-        Units constant over all frames: dispersion 0 and statistics 0.
+        Units constant over all frames (no variance at all): dispersion 0;
+        every contrast orthogonal to the constant has effect 0 and t = z = 0.
+    perfect_fit : ndarray of bool, shape (n_units,)
+        Units that are not constant but that the design fits exactly (zero
+        residual variance, to rounding): dispersion 0; a non-zero effect is
+        exact, with ``t = +-inf``, ``p = 0`` and the largest finite z, and an
+        effect that is rounding noise of the fit is set to exactly 0.
     """
 
     def __init__(self, design_matrix, design, theta, dispersion, rho, constant_units, *,
-                 bins=None, first_frame="keep", bias_correction=False):
+                 bins=None, first_frame="keep", bias_correction=False, perfect_fit=None,
+                 exact_scale=None):
         self.design_matrix = design_matrix
         self.columns = [str(c) for c in design_matrix.columns]
         self._design = design
@@ -456,10 +476,36 @@ class GLMResults:
         self.dispersion = dispersion
         self.rho = rho
         self.constant_units = constant_units
+        n = theta.shape[1]
+        self.perfect_fit = (np.zeros(n, dtype=bool) if perfect_fit is None
+                            else np.asarray(perfect_fit, dtype=bool))
+        # per unit: max |y| of units fitted exactly (constant or perfect), else 0
+        self._exact_scale = np.zeros(n) if exact_scale is None else np.asarray(exact_scale)
         self.dof = design.dof
         self.bins = bins
         self.first_frame = first_frame
         self.bias_correction = bias_correction
+
+    def _snap(self, effect, C):
+        """Set effects of exactly fitted units that are rounding noise of the fit to 0.
+
+        ``effect = C theta`` of shape (q, n_units). For a unit fitted exactly the
+        coefficients are known to rounding, ``|delta(c theta)| <~ n^1.5 eps
+        max|y| |c R^-1|`` (the rounding of ``Q'y``, mapped through ``R^-1``);
+        effects below 64 times that are zero to the precision of the fit, so a
+        condition an exact fit does not depend on gets t = 0, not +-inf.
+        """
+        units = np.flatnonzero(self._exact_scale > 0)
+        if units.size == 0:
+            return effect
+        n = self._design.n
+        gain = np.linalg.norm(np.atleast_2d(C) @ self._design.Rinv, axis=1)       # (q,)
+        tol = 64.0 * _EPS * n ** 1.5 * gain[:, None] * self._exact_scale[units][None, :]
+        effect = np.array(effect, dtype=np.float64, copy=True)
+        sub = effect[:, units]
+        sub[np.abs(sub) <= tol] = 0.0
+        effect[:, units] = sub
+        return effect
 
     def __repr__(self):
         return (f"GLMResults(noise_model={self.noise_model!r}, n_frames={self.n_frames}, "
@@ -519,7 +565,7 @@ class GLMResults:
     def contrast(self, contrast_def, stat_type=None):
         """Compute a contrast (see :func:`compute_contrast`)."""
         C, stat_type, name = contrast_matrix(contrast_def, self.columns, stat_type)
-        effect = C @ self.theta
+        effect = self._snap(C @ self.theta, C)
         var = self.vcov(C)
         if stat_type == "t":
             return Contrast(effect[0], var[0, 0], self.dof, "t", name=name)
@@ -533,22 +579,29 @@ class GLMResults:
 
     @property
     def t(self):
-        """t statistic of each coefficient, (n_regressors, n_units); 0 where the variance is 0."""
-        var = self.variance
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(var > 0, self.theta / np.sqrt(var), 0.0)
+        """t statistic of each coefficient, (n_regressors, n_units).
+
+        Where the variance is 0: 0 for a zero coefficient, ``+-inf`` for a
+        non-zero one (an exact fit; see :func:`llmfmri.glm._stats.ratio_stat`).
+        """
+        theta = self._snap(self.theta, np.eye(len(self.columns)))
+        return ratio_stat(theta, self.variance)
 
     @property
     def z(self):
-        """z score of each coefficient (same one-sided p as t), (n_regressors, n_units)."""
+        """z score of each coefficient (same one-sided p as t; finite), (n_regressors, n_units)."""
         return z_from_t(self.t, self.dof) + 0.0
 
     @property
     def p(self):
-        """Two-sided p value of each coefficient (as statsmodels' ``pvalues``); 1 where var is 0."""
-        var = self.variance
-        p = np.minimum(2.0 * t_sf(np.abs(self.t), self.dof), 1.0)
-        return np.where(var > 0, p, 1.0)
+        """Two-sided p value of each coefficient (as statsmodels' ``pvalues``).
+
+        1 where the coefficient and its variance are both 0, 0 for an exact
+        non-zero coefficient.
+        """
+        t = self.t
+        p = np.minimum(2.0 * t_sf(np.abs(t), self.dof), 1.0)
+        return np.where((self.variance == 0) & (t == 0), 1.0, p)
 
 
 # --------------------------------------------------------------------------- run_glm
@@ -599,7 +652,7 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
         thread. The compiled kernels release the GIL; BLAS runs
         single-threaded inside each thread.
     verbose : int, default=0
-        Log progress (INFO, one line per block of units) for this call when > 0.
+        Log progress for this call: 2 (DEBUG) logs one line per block of units.
 
     Returns
     -------
@@ -608,16 +661,28 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
     Warns
     -----
     ConstantUnitWarning
-        When some units are constant over all frames. Their coefficients are
-        the constant's exact least-squares fit (``c * pinv(X) @ 1``, with
-        rounding noise below 1e-10 set to 0, so condition effects are 0),
-        their dispersion is 0 and every statistic is 0 (p = 1 two-sided),
-        with no NaN.
+        When some units are constant over all frames (no variance at all).
+        Their coefficients are the constant's exact least-squares fit
+        (``c * pinv(X) @ 1``, with rounding noise below 1e-10 set to 0, so
+        condition effects are 0), their dispersion is 0, and every contrast
+        orthogonal to the constant has t = z = 0 (p = 1 two-sided), with no NaN.
+    PerfectFitWarning
+        When some units that are not constant are fitted exactly by the
+        design (zero residual variance, e.g. pooled frames of repeated tokens
+        that follow the conditions). This is the strongest effect, not none:
+        a non-zero effect gets ``t = +-inf``, ``p = 0`` and the largest finite
+        z the transform gives; an effect that is rounding noise of the fit is
+        set to 0 (t = z = 0). Units whose residual is below ``1e-8`` of their
+        sum of squares are refitted directly from their data, so that an exact
+        fit (residual at rounding level, ``|e| <= 64 eps (1 + 2 kappa(X)) |y|``)
+        is told from a tiny real residual.
 
     Raises
     ------
     DataError
-        For NaN/inf values (naming units and frames) or mismatched lengths.
+        For NaN/inf values (naming units and frames), mismatched lengths, no
+        residual degrees of freedom, or ``noise_model="ar1"`` with fewer than
+        3 frames.
     llmfmri.design.DesignMatrixError
         For a rank deficient or non-finite design.
 
@@ -653,6 +718,12 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
     Xdf = check_design_matrix(X, name="X", n_frames=n_frames)
     if n_units == 0:
         raise DataError("Y has no units (shape (n_frames, 0)); nothing to fit.")
+    if noise_model == "ar1" and n_frames < _AR1_MIN_FRAMES:
+        raise DataError(
+            f"noise_model='ar1' needs at least {_AR1_MIN_FRAMES} frames (the AR(1) coefficient "
+            f"is estimated from lag-1 pairs of residuals), but Y has {n_frames}; use "
+            "noise_model='ols', or more frames."
+        )
     Xa = np.ascontiguousarray(Xdf.to_numpy(dtype=np.float64))
     d = _Design(Xa, noise_model, first_frame, bias_correction and rho is None)
     if rho is not None:
@@ -664,6 +735,7 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
 
     theta = np.empty((d.p, n_units))
     rss = np.empty(n_units)
+    ss = np.empty(n_units)
     rho_out = np.empty(n_units) if noise_model == "ar1" else None
     width, height = _tiles(Y, n_frames, n_units, chunk_size, _workers(n_jobs))
     # an in-memory float array is read in place (rows are contiguous); anything else is
@@ -696,12 +768,13 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
             _raise_nonfinite(Y, c0 + np.flatnonzero(bad))
         theta[:, c0:c1] = th
         rss[c0:c1] = r
+        ss[c0:c1] = st.yy
         if rho_out is not None:
             rho_out[c0:c1] = rh
         with lock:
             done[0] += c1 - c0
-            logger.info("run_glm: %d/%d units fitted (%.1f s)", done[0], n_units,
-                        time.perf_counter() - t0)
+            logger.debug("run_glm: %d/%d units fitted (%.1f s)", done[0], n_units,
+                         time.perf_counter() - t0)
 
     starts = range(0, n_units, width)
     with _executor(n_jobs) as pool:
@@ -710,33 +783,139 @@ def _run_glm(Y, X, noise_model, bins, first_frame, rho, bias_correction, chunk_s
                 fit_block(c0)
         else:  # blocks are handed out one at a time: a busy core just takes fewer
             list(pool.map(fit_block, starts))
-    # constant units: residuals at rounding level; confirmed exactly on those columns
-    scale = np.abs(theta).max(axis=0)
-    cand = np.flatnonzero(rss <= 1e-20 * n_frames * scale * scale)
-    constant = np.zeros(n_units, dtype=bool)
-    if cand.size:
-        for k in range(0, cand.size, 4096):
-            cols = cand[k:k + 4096]
-            lo, hi = int(cols.min()), int(cols.max()) + 1
-            sub = np.asarray(Y[:, lo:hi])[:, cols - lo]
-            same = (sub == sub[0]).all(axis=0)
-            idx = cols[same]
-            if idx.size:
-                first = np.asarray(sub[0, same], dtype=np.float64)
-                theta[:, idx] = np.outer(d.ones_coef, first)
-                rss[idx] = 0.0
-                if rho_out is not None:
-                    rho_out[idx] = 0.0
-                constant[idx] = True
-    n_const = int(constant.sum())
+    constant, perfect, scale = _exact_units(Y, d, theta, rss, ss, rho_out, rho, bins)
+    n_const, n_perfect = int(constant.sum()), int(perfect.sum())
     if n_const:
         warn(
-            f"{n_const} of {n_units} units are constant over all {n_frames} frames (first "
-            f"columns {np.flatnonzero(constant)[:5].tolist()}); their effects are 0 for any "
-            "contrast orthogonal to the constant, their variance 0, and their t, z set to 0 "
-            "(p = 1 two-sided).",
+            f"{n_const} of {n_units} units are constant over all {n_frames} frames (or "
+            f"samples; first columns {np.flatnonzero(constant)[:5].tolist()}): no variance at "
+            "all. Their effects are 0 for any contrast orthogonal to the constant, their "
+            "variance 0, and their t, z set to 0 (p = 1 two-sided); a contrast of the constant "
+            "itself (e.g. the intercept across identical samples) is exact: t = +-inf and p = 0 "
+            "where the value is not 0.",
             ConstantUnitWarning,
+        )
+    if n_perfect:
+        warn(
+            f"{n_perfect} of {n_units} units are fitted exactly by the design (zero residual "
+            f"variance; first columns {np.flatnonzero(perfect)[:5].tolist()}): not constant, "
+            "but following the regressors without error. A non-zero effect there is exact: "
+            "t = +-inf, p = 0 and z the largest finite z; an effect of 0 gets t = z = 0. "
+            "Check these units (e.g. pooled frames of repeated tokens) before reading the maps.",
+            PerfectFitWarning,
         )
     dispersion = rss / d.dof
     return GLMResults(Xdf, d, theta, dispersion, rho_out, constant, bins=bins,
-                      first_frame=first_frame, bias_correction=bool(bias_correction))
+                      first_frame=first_frame, bias_correction=bool(bias_correction),
+                      perfect_fit=perfect, exact_scale=scale)
+
+
+def _exact_units(Y, d, theta, rss, ss, rho_out, rho_given, bins):
+    """Find constant units and exact fits; refit near-exact units from their data.
+
+    Candidates are units whose residual sum of squares is below ``_REFIT_RTOL``
+    of their sum of squares (the sufficient statistics cannot resolve less).
+    Each is read again: a constant column is fitted by the constant exactly
+    (rounding noise of the coefficients removed); any other is refitted by
+    least squares from its data (the residual computed directly, refined once),
+    which tells an exact fit (residual norm at rounding level,
+    ``<= 64 eps (1 + 2 kappa) |y|``) from a tiny real residual, whose sum of
+    squares (and AR(1) coefficient and whitened fit) is then exact too.
+    ``theta``, ``rss`` and ``rho_out`` are updated in place.
+
+    Returns
+    -------
+    constant, perfect : ndarray of bool, shape (n_units,)
+    scale : ndarray of shape (n_units,)
+        ``max |y|`` of constant and exactly fitted units (0 elsewhere): the
+        scale of their coefficients' rounding (see ``GLMResults._snap``).
+    """
+    n_units = theta.shape[1]
+    constant = np.zeros(n_units, dtype=bool)
+    perfect = np.zeros(n_units, dtype=bool)
+    scale = np.zeros(n_units)
+    tmax = np.abs(theta).max(axis=0)
+    cand = np.flatnonzero((rss <= _REFIT_RTOL * ss) | (rss <= 1e-20 * d.n * tmax * tmax))
+    for k in range(0, cand.size, 4096):
+        cols = cand[k:k + 4096]
+        lo, hi = int(cols.min()), int(cols.max()) + 1
+        sub = np.asarray(np.asarray(Y[:, lo:hi])[:, cols - lo], dtype=np.float64)
+        same = (sub == sub[0]).all(axis=0)
+        idx = cols[same]
+        if idx.size:
+            first = sub[0, same]
+            theta[:, idx] = np.outer(d.ones_coef, first)
+            rss[idx] = 0.0
+            if rho_out is not None:  # no residuals: no AR(1) to estimate
+                rho_out[idx] = 0.0 if rho_given is None else rho_given[idx]
+            constant[idx] = True
+            scale[idx] = np.abs(first)
+        if same.all():
+            continue
+        rest, ys = cols[~same], sub[:, ~same]
+        beta, e = _direct_ols(d, ys)
+        enorm = np.sqrt(np.einsum("ij,ij->j", e, e))
+        floor = 64.0 * _EPS * (1.0 + 2.0 * d.kappa) * np.sqrt(np.einsum("ij,ij->j", ys, ys))
+        exact = enorm <= floor
+        if exact.any():
+            idx = rest[exact]
+            theta[:, idx] = beta[:, exact]
+            rss[idx] = 0.0
+            if rho_out is not None:  # no residuals: no AR(1) to estimate
+                rho_out[idx] = 0.0 if rho_given is None else rho_given[idx]
+            perfect[idx] = True
+            scale[idx] = np.abs(ys[:, exact]).max(axis=0)
+        if (~exact).any():
+            idx = rest[~exact]
+            if d.noise_model == "ols":
+                theta[:, idx] = beta[:, ~exact]
+                rss[idx] = enorm[~exact] ** 2
+            else:
+                for j, u in zip(np.flatnonzero(~exact), idx):
+                    r = rho_given[u] if rho_given is not None else _yule_walker(d, e[:, j], bins)
+                    theta[:, u], rss[u], rho_out[u] = _ar1_direct(d, ys[:, j], r)
+    return constant, perfect, scale
+
+
+def _direct_ols(d, Y):
+    """Least squares of the columns of ``Y`` on ``X`` from the data, refined once.
+
+    Returns the coefficients (p, k) and the residuals (n, k), computed as
+    ``y - X beta`` rather than from sums of squares.
+    """
+    beta = solve_triangular(d.R, d.Q.T @ Y, lower=False, check_finite=False)
+    e = Y - d.X @ beta
+    beta += solve_triangular(d.R, d.Q.T @ e, lower=False, check_finite=False)
+    return beta, Y - d.X @ beta
+
+
+def _yule_walker(d, e, bins):
+    """The AR(1) coefficient of residuals ``e`` as the compiled kernel computes it."""
+    n = e.size
+    c = e - e.mean()
+    r0 = float(c @ c) / n
+    r = float(c[1:] @ c[:-1]) / (n - 1) / r0 if r0 > 0 else 0.0
+    if d.rho_map is not None:
+        grid, expected = d.rho_map
+        r = float(np.interp(r, expected, grid))
+    if bins:
+        r = np.trunc(r * bins) / bins
+    return r
+
+
+def _ar1_direct(d, y, r):
+    """AR(1) fit of one unit with coefficient ``r``, whitening its data directly."""
+    if d.first_frame == "scale":
+        r = min(max(r, -0.999999), 0.999999)
+    X = d.X
+    yw = np.concatenate([[y[0]], y[1:] - r * y[:-1]])
+    Xw = np.vstack([X[:1], X[1:] - r * X[:-1]])
+    if d.first_frame == "drop":
+        yw, Xw = yw[1:], Xw[1:]
+    elif d.first_frame == "scale":
+        w0 = np.sqrt(1.0 - r * r)
+        yw[0] *= w0
+        Xw[0] *= w0
+    beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
+    e = yw - Xw @ beta
+    return beta, float(e @ e), r

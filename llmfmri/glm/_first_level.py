@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._utils import check_option, check_positive_int, did_you_mean, logger, with_verbose
+from .._utils import (check_option, check_positive_int, did_you_mean, logger, renamed,
+                      with_verbose)
 from .._utils.estimator import BaseEstimator, check_is_fitted
 from ..design import check_design_matrix, check_events, events_per_frame, make_design_matrix
-from ..exceptions import ContrastError, DataError
+from ..exceptions import ContrastError, DataError, DesignMatrixError
 from ._contrast import compute_fixed_effects, contrast_matrix
-from ._correct import GroupShuffler, PermutationResult, max_t_null
+from ._correct import DesignBasis, GroupShuffler, PermutationResult, max_t_null
 from ._data import as_2d, as_run_list, recording_runs
 from ._engine import run_glm
 from ._unitmap import OUTPUT_TYPES, contrast_to_maps
@@ -215,7 +216,12 @@ class FirstLevelGLM(BaseEstimator):
                     "or design_matrices=...."
                 )
             else:
-                designs.append(self._build(evs[k], n_frames, self._run_confounds(conf)))
+                try:
+                    designs.append(self._build(evs[k], n_frames, self._run_confounds(conf)))
+                except DesignMatrixError as exc:
+                    if len(data) == 1:
+                        raise
+                    raise DesignMatrixError(f"Run {runs[k]}: {exc}") from exc
         results = []
         for k, (y, dm) in enumerate(zip(data, designs)):
             logger.info("FirstLevelGLM: fitting run %s (%d frames x %d units, %s)", runs[k],
@@ -301,8 +307,8 @@ class FirstLevelGLM(BaseEstimator):
 
     # ------------------------------------------------------------- permutations
     @with_verbose
-    def permutation_test(self, contrast_def, *, by="block", n_perm=1000, two_sided=True,
-                         random_state=None, groups=None):
+    def permutation_test(self, contrast_def, *, by="block", n_permutations=1000, two_sided=True,
+                         random_state=None, groups=None, n_perm=None):
         """Family-wise error by permutation max-T, exchanging block or prompt labels within runs.
 
         Parameters
@@ -312,7 +318,8 @@ class FirstLevelGLM(BaseEstimator):
         by : str, default="block"
             Events column whose groups of frames are exchanged (``"block"`` or
             ``"prompt_id"``).
-        n_perm : int, default=1000
+        n_permutations : int, default=1000
+            Permutations (scikit-learn's name; ``n_perm`` is its old name).
         two_sided : bool, default=True
         random_state : int or Generator, optional
         groups : list of arrays of shape (n_frames,), optional
@@ -332,15 +339,16 @@ class FirstLevelGLM(BaseEstimator):
         designs are rebuilt from the permuted events.
         """
         check_is_fitted(self)
-        n_perm = check_positive_int("n_perm", n_perm)
+        n_perm = check_positive_int("n_permutations", renamed(
+            "n_perm", n_perm, "n_permutations", n_permutations, default=1000))
         rng = np.random.default_rng(random_state)
         gs = as_run_list(groups, len(self._data), "groups")
         runs = []
         for k, (y, dm) in enumerate(zip(self._data, self.design_matrices_)):
             C, _, cname = contrast_matrix(contrast_def, dm.columns, "t")
             c_vec = C[0]
-            fn, n_groups = self._permuted_designs(k, c_vec, by, gs[k])
-            runs.append((y, fn, n_groups, float(dm.shape[0] - dm.shape[1])))
+            basis, n_groups = self._permuted_designs(k, c_vec, by, gs[k])
+            runs.append((y, basis, n_groups, float(dm.shape[0] - dm.shape[1])))
         stat, null_max = max_t_null(runs, c_vec, n_perm=int(n_perm), two_sided=two_sided,
                                     rng=rng, chunk_size=self.chunk_size, verbose=self.verbose)
         return PermutationResult(stat, null_max, two_sided=two_sided, contrast=cname,
@@ -348,10 +356,12 @@ class FirstLevelGLM(BaseEstimator):
                                  by=by if groups is None else None)
 
     def _permuted_designs(self, k, c_vec, by, groups):
-        """Run ``k``'s design under a permutation (``fn(perm)``; ``fn(None)``: the observed).
+        """Run ``k``'s designs under permutations, as a basis provider for ``max_t_null``.
 
-        Boxcar designs permute the contrast's columns between groups of frames;
-        HRF designs are rebuilt from events whose condition labels are permuted.
+        Boxcar designs permute the contrast's columns between groups of frames
+        (:class:`GroupShuffler`, computed from group sums); HRF designs are
+        rebuilt from events whose condition labels are permuted
+        (:class:`DesignBasis`).
         """
         dm, ev = self.design_matrices_[k], self.events_[k]
         label = f" (run {self.runs_[k]})" if len(self._data) > 1 else ""
@@ -374,10 +384,7 @@ class FirstLevelGLM(BaseEstimator):
                     )
                 g, _ = events_per_frame(ev, by, dm.index.to_numpy(dtype=float))
             sh = GroupShuffler(X, g, cols, names, label)
-
-            def fn(perm):
-                return X if perm is None else sh.design(perm)
-            return fn, sh.n_groups
+            return sh, sh.n_groups
         extra = self._run_confounds(self._confs[k])
         n_frames = X.shape[0]
         cond_cols = [str(c) for c in make_design_matrix(
@@ -393,7 +400,7 @@ class FirstLevelGLM(BaseEstimator):
             Xp = X.copy()
             Xp[:, cidx] = sh.design(perm)
             return Xp
-        return fn, sh.n_groups
+        return DesignBasis(fn), sh.n_groups
 
     # ------------------------------------------------------------- statsmodels
     def fit_statsmodels(self, units=None, *, model="ols", **kwargs):

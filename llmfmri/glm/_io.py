@@ -128,8 +128,7 @@ def save_glm_to_bids(glm, contrasts, out_dir, *, task=None, correction="fdr", ov
             files.add_nifti(path.name, (lambda m=maps[kind]: m.to_nifti()))
         stem = statmap_stem(label, task=task)
         files.add_tsv(f"{stem}_statmap.tsv",
-                      contrast_table(maps, correction=correction, contrast=text),
-                      float_format="%.9g")
+                      contrast_table(maps, correction=correction, contrast=text))
         files.add_json(f"{stem}_statmap.json", {
             "contrast": text, "label": label, "stat_type": con.stat_type,
             "stat": stat_label("stat", con.stat_type), "dof": con.dof,
@@ -143,7 +142,7 @@ def save_glm_to_bids(glm, contrasts, out_dir, *, task=None, correction="fdr", ov
         })
     for run, dm in zip(glm.runs_, glm.design_matrices_):
         files.add_tsv(design_path(out_dir, run, task=task).name, dm, index=True,
-                      float_format="%.9g", same_ok=True)
+                      same_ok=True)
     written = files.write()
     logger.info("save_glm_to_bids: wrote %d files to %s", len(written), out_dir)
     return written

@@ -18,6 +18,8 @@ from ._unitmap import OUTPUT_TYPES, UnitMap, contrast_to_maps
 __all__ = ["SecondLevelGLM", "summarize_prompts", "PromptSummary"]
 
 _STATISTICS = ("mean", "last", "first", "sum")
+#: per-frame columns never carried into the per-prompt table (they vary within a prompt)
+_NOT_CARRIED = ("onset", "duration", "frame_kind", "position", "token", "token_id", "logprob")
 
 
 class PromptSummary(NamedTuple):
@@ -26,8 +28,10 @@ class PromptSummary(NamedTuple):
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per (run, group): ``run``, the group column, ``n_frames``, and
-        the group's ``trial_type`` and ``block`` when constant within it.
+        One row per (run, group): ``run``, the group column, ``n_frames``, the
+        group's ``trial_type`` and ``block`` (``"mixed"`` when they vary within
+        it), and every other events column that is constant within every group
+        (``role``, ``trial``, ``response``...).
     values : ndarray of shape (n_groups, n_units)
         The summary of each group's frames.
     """
@@ -64,8 +68,8 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
     -------
     PromptSummary
         ``.table`` (pandas.DataFrame, one row per (run, group): ``run``,
-        ``by``, ``n_frames``, and the group's ``trial_type`` and ``block`` when
-        constant within it) and ``.values`` (ndarray of shape
+        ``by``, ``n_frames``, the group's ``trial_type`` and ``block``, and
+        every other events column constant within each group) and ``.values`` (ndarray of shape
         (n_groups, n_units)); unpacks as ``table, values``.
     """
     check_option("statistic", statistic, _STATISTICS)
@@ -92,14 +96,16 @@ def summarize_prompts(data, events=None, *, by="prompt_id", statistic="mean", ru
             raise DataError(f"No frame of run {run} has a {by!r} label.")
         rows = {"run": run, by: list(uniques),
                 "n_frames": np.bincount(codes[codes >= 0], minlength=G)}
-        for col in ("trial_type", "block"):
-            if col in ev.columns and col != by:
-                vals, _ = events_per_frame(ev, col, ft)
-                per = []
-                for g in range(G):
-                    v = pd.unique(pd.Series(vals[codes == g]).dropna())
-                    per.append(v[0] if len(v) == 1 else (np.nan if len(v) == 0 else "mixed"))
-                rows[col] = per
+        for col in ev.columns:
+            if col in _NOT_CARRIED or col == by:
+                continue
+            vals, _ = events_per_frame(ev, col, ft)
+            per = []
+            for g in range(G):
+                v = pd.unique(pd.Series(vals[codes == g]).dropna())
+                per.append(v[0] if len(v) == 1 else (np.nan if len(v) == 0 else "mixed"))
+            if col in ("trial_type", "block") or "mixed" not in per:
+                rows[col] = per  # other columns only when constant within every group
         tables.append(pd.DataFrame(rows))
         # summary as a (G, n) matrix applied block by block
         M = np.zeros((G, n))

@@ -10,6 +10,8 @@ from .._utils import check_option
 __all__ = ["UnitMap", "OUTPUT_TYPES", "INFERENCES", "contrast_to_maps"]
 
 OUTPUT_TYPES = ("z_score", "stat", "p_value", "effect_size", "effect_variance")
+#: what a UnitMap may hold: a contrast's outputs, or a binary mask (a network's units)
+MAP_TYPES = OUTPUT_TYPES + ("mask",)
 
 #: How a map's statistics were made, recorded on every map (``UnitMap.inference``).
 INFERENCES = {
@@ -24,7 +26,7 @@ INFERENCES = {
 
 _DESCRIPTION = {
     "z_score": "z_score", "stat": "stat", "p_value": "p_value",
-    "effect_size": "effect_size", "effect_variance": "effect_variance",
+    "effect_size": "effect_size", "effect_variance": "effect_variance", "mask": "mask",
 }
 
 
@@ -40,7 +42,8 @@ class UnitMap:
         columns of :meth:`to_frame`.
     stat_type : {"t", "F"}, optional
     output_type : str, default="z_score"
-        One of ``"z_score", "stat", "p_value", "effect_size", "effect_variance"``.
+        One of ``"z_score", "stat", "p_value", "effect_size", "effect_variance"``, or
+        ``"mask"`` (1 for units in a set, 0 elsewhere; NIfTI intent ``label``).
     contrast : str, optional
         The contrast, e.g. ``"medical_imaging - control"``.
     dof : float, optional
@@ -64,7 +67,7 @@ class UnitMap:
 
     def __init__(self, values, units=None, *, stat_type=None, output_type="z_score",
                  contrast=None, dof=None, dim=1, correction=None, inference=None):
-        check_option("output_type", output_type, OUTPUT_TYPES)
+        check_option("output_type", output_type, MAP_TYPES)
         if inference is not None:
             check_option("inference", inference, tuple(INFERENCES))
         values = np.asarray(values, dtype=np.float64)
@@ -134,6 +137,8 @@ class UnitMap:
             return "f test", (self.dim, self.dof)
         if self.output_type == "p_value":
             return "p value", ()
+        if self.output_type == "mask":
+            return "label", ()
         return "estimate", ()
 
     def description(self):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +137,12 @@ class OutputSet:
     Use it wherever one call or command writes several files: collisions
     between targets, and existing files when ``overwrite`` is False, are
     refused before anything is written, so a refusal leaves the folder as it
-    was. Each file is then written atomically.
+    was. Writing is all-or-nothing too: every payload is rendered and written
+    to a temporary file beside its target first; only when all of them are
+    written are they renamed into place (files they replace, with
+    ``overwrite``, are kept aside until then). A failure on the way (an image
+    that cannot be built, a full disk) removes what this call wrote, restores
+    what it replaced and removes the folders it created.
 
     Parameters
     ----------
@@ -223,15 +230,72 @@ class OutputSet:
         return self
 
     def write(self):
-        """Check every target, then write each atomically; return the paths written."""
+        """Check every target, then write them all or none; return the paths written."""
         self.check()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for path, data, same_ok in self._items.values():
-            if not self.overwrite and self._unchanged(path, data, same_ok):
-                continue
-            payload = data() if callable(data) else data
-            check_writable(path, overwrite=self.overwrite)
-            atomic_write_bytes(path, payload, overwrite=self.overwrite)
-            written.append(path)
-        return written
+        created = _make_dirs(self.out_dir)
+        staged, placed, kept_aside = [], [], []
+        try:
+            for path, data, same_ok in self._items.values():
+                if not self.overwrite and self._unchanged(path, data, same_ok):
+                    continue
+                payload = data() if callable(data) else data
+                check_writable(path, overwrite=self.overwrite)
+                created += _make_dirs(path.parent)
+                staged.append((_stage(path, payload), path))
+            for tmp, path in staged:  # everything is on disk: rename into place
+                if path.exists() or path.is_symlink():
+                    check_writable(path, overwrite=self.overwrite)
+                    fd, aside = tempfile.mkstemp(prefix=f".{path.name}.old-", dir=path.parent)
+                    os.close(fd)
+                    aside = Path(aside)
+                    os.replace(path, aside)
+                    kept_aside.append((aside, path))
+                os.replace(tmp, path)
+                placed.append(path)
+        except BaseException:
+            for tmp, _ in staged:
+                if tmp.exists():
+                    tmp.unlink()
+            for path in placed:
+                if path.exists():
+                    path.unlink()
+            for aside, path in reversed(kept_aside):
+                os.replace(aside, path)
+            for folder in reversed(created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+            raise
+        for aside, _ in kept_aside:
+            aside.unlink()
+        return placed
+
+
+def _make_dirs(folder):
+    """Create ``folder`` and its missing parents; return the ones created (outermost first)."""
+    folder = Path(folder)
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    missing.reverse()
+    for f in missing:
+        f.mkdir(exist_ok=True)
+    return missing
+
+
+def _stage(path, payload):
+    """Write ``payload`` to a temporary file beside ``path`` (fsynced); return its path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)

@@ -75,7 +75,8 @@ def _convert(gguf_dir, gguf_name, out_dir):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-    quantised = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name,
+                                                     dtype=torch.float32)
     config = AutoConfig.for_model(**{k: v for k, v in quantised.config.to_dict().items()
                                      if k not in ("quantization_config", "_name_or_path")})
     config._name_or_path = DEFAULT_MODEL_HF_ID

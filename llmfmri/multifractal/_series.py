@@ -12,7 +12,7 @@ import numpy as np
 from .._utils import check_option, check_positive_int, logger, warn, with_verbose
 from .._utils.estimator import BaseEstimator, check_is_fitted
 from ..exceptions import MultifractalError, MultifractalWarning
-from ..io import OutputSet
+from ..io import OutputSet, read_tsv
 from ._emergence import degree_of_emergence
 from ._network import neuron_networks
 from ._spectrum import _check_q, multifractal_spectrum
@@ -39,14 +39,12 @@ def read_trajectory(path):
     ``scripts/train_tiny_llama.py``): one row per checkpoint with at least a ``step``
     column, and typically ``train_loss`` and ``val_loss``.
     """
-    import pandas as pd
-
     path = Path(path)
     if path.is_dir():
         path = path / "trajectory.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"No trajectory table at {str(path)!r} (expected trajectory.tsv).")
-    table = pd.read_csv(path, sep="\t")
+    table = read_tsv(path)
     if "step" not in table.columns:
         raise MultifractalError(
             f"{path} has no 'step' column; its columns are {list(table.columns)}."

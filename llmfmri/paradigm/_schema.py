@@ -49,6 +49,13 @@ GENERATION_DEFAULTS = {
     "chat_template": False,
 }
 
+#: Text that table readers with pandas' defaults read as a missing value (pandas'
+#: ``STR_NA_VALUES``; nilearn reads BIDS events with them): never a trial_type or label
+NA_STRINGS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9]+$")
 _CONDITION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _MISSING = object()
@@ -264,6 +271,11 @@ class _Validator:
                                 f"task-<name> in file names), found {describe(name)}."
                      + (f" Did you mean {fixed!r}?" if fixed else ""))
             return _BAD
+        if raw in NA_STRINGS:
+            self.err(("name",), _na_message(raw, "paradigm name", "becomes the BIDS task "
+                                            "label task-<name> and the TaskName of every "
+                                            "sidecar", [], label=True))
+            return _BAD
         return raw
 
     # ---------------------------------------------------------- conditions
@@ -282,10 +294,16 @@ class _Validator:
         ok = True
         for name, cond in conds.items():
             cpath = path + (name,)
-            if not _CONDITION_RE.match(name):
+            if not isinstance(name, str) or not _CONDITION_RE.match(name):
+                found = repr(name) if isinstance(name, str) else describe(name)
                 self.err(cpath, f"condition names must start with a letter and contain only "
                                 f"letters, digits and '_' (they become trial_type values and "
-                                f"names in contrasts such as 'a - b'), found {name!r}.")
+                                f"names in contrasts such as 'a - b'), found {found}.")
+                ok = False
+            elif name in NA_STRINGS:
+                self.err(cpath, _na_message(name, "condition name", "becomes the trial_type of "
+                                            "its events: they would silently lose their "
+                                            "condition", list(conds)))
                 ok = False
             elif name in RESERVED_NAMES:
                 self.err(cpath, f"{name!r} is reserved ("
@@ -833,6 +851,18 @@ class _Validator:
     def _cond_where(self, cond):
         line = self.src.line_of(cond["field"])
         return f" (line {line})" if line is not None else ""
+
+
+def _na_message(name, what, role, taken, *, label=False):
+    """The error for user text that table readers would read as a missing value."""
+    options = [name.lower(), f"{name.lower()}_condition" if not label else f"{name.lower()}task"]
+    pattern = _NAME_RE if label else _CONDITION_RE
+    hint = next((o for o in options if o not in NA_STRINGS and o not in RESERVED_NAMES
+                 and o not in taken and pattern.match(o)), None)
+    return (f"{what} {name!r} is read as a missing value (NaN) by table readers with pandas' "
+            f"default settings (pandas.read_csv, nilearn's first_level_from_bids and other "
+            f"BIDS tools), and it {role}. Choose another {what}."
+            + (f" Did you mean {hint!r}?" if hint else ""))
 
 
 def _parse_field(field):

@@ -21,10 +21,33 @@ the last prompt position, then the position of token ``t - 1``. Prompt frame
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 import torch
 
 from ._hooks import site_hooks
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg(forward):
+    """The name of the KV-cache argument of a model's ``forward``.
+
+    transformers renamed ``past_key_values`` to ``cache`` (5.24 deprecates the old name,
+    which 5.40 removes); the signature says which one this version takes.
+    """
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cache_of(out):
+    """The KV cache a forward pass returned (``out.cache``, or ``out.past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
 class _Capture:
@@ -169,12 +192,20 @@ def _decode(model, tokenizer, capture, ids, attn, pos, *, generation, mode, seed
             capture.step = t + 1
             out = model(input_ids=nxt[:, None], attention_mask=attn,
                         position_ids=attn.sum(1, keepdim=True) - 1,
-                        past_key_values=out.past_key_values, use_cache=True)
+                        **{_cache_kwarg(type(model).forward): _cache_of(out)}, use_cache=True)
         del out
-        res.gen_frames = capture.gen.float().cpu().numpy() if capture.gen is not None else None
-        res.prompt_frames = (capture.prompt.float().cpu().numpy()
-                             if capture.prompt is not None else None)
+        res.gen_frames = _host(capture.gen)
+        res.prompt_frames = _host(capture.prompt)
     return res
+
+
+def _host(buffer):
+    """A capture buffer on the host, as float32 (float64 kept: the writer narrows and counts)."""
+    if buffer is None:
+        return None
+    if buffer.dtype not in (torch.float32, torch.float64):
+        buffer = buffer.float()
+    return buffer.cpu().numpy()
 
 
 def _prompt_result(dec, i, L, k, P, ids_host, mode):

@@ -108,7 +108,8 @@ def intervene(model, edits):
     expanded = {}
     for spec, fn in edits.items():
         if not callable(fn):
-            raise TypeError(f"The edit for site {spec!r} must be callable, but got {type(fn).__name__}.")
+            raise TypeError(
+                f"The edit for site {spec!r} must be callable, but got {type(fn).__name__}.")
         for site in adapter.expand_sites(spec):
             expanded[site] = fn
     return site_hooks(model, expanded)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._utils import did_you_mean
-from ..exceptions import RecordingIncompleteError
+from .._utils import did_you_mean, logger
+from ..exceptions import OutputNameError, RecordingIncompleteError
 from ..io import OutputSet, RunPaths, read_events, write_nifti
 from ..paradigm import collapse_events
 from ..units import UnitSpace
@@ -150,8 +150,11 @@ class Recording:
     def to_nifti(self, run, path=None, *, columns=None, overwrite=False):
         """The run as a 4-D NIfTI image (units laid out as a volume, frames on the 4th axis).
 
-        Lossless for float32 recordings. Written to ``path`` (atomically) if given;
-        an existing file is refused unless ``overwrite``.
+        Lossless: float32 and float16 recordings are stored as float32. A run
+        of more than 32,767 frames is a NIfTI-2 image (NIfTI-1 holds at most
+        32,767 per dimension; see :meth:`UnitSpace.nifti_format`). Written to
+        ``path`` (atomically) if given; an existing file is refused unless
+        ``overwrite``.
         """
         space = self.units if columns is None else self.units.subset(columns)
         img = space.to_nifti(self.data(run, columns).astype(np.float32, copy=False),
@@ -168,18 +171,56 @@ class Recording:
         ``derivatives/llmfmri/sub-*/func/*_space-<label>_desc-preproc_bold.nii.gz``.
         Events are collapsed to one row per prompt (onset, duration in frames).
         Every target is checked before the first file is written; existing files
-        are refused unless ``overwrite``.
+        are refused unless ``overwrite``. Each image's format is decided while
+        planning (NIfTI-2 for runs of more than 32,767 frames), and the export
+        is all-or-nothing: a failure part-way removes what it wrote.
+
+        Units are layer-output coordinates whose means are often near zero or
+        negative: analyse the export with nilearn's ``signal_scaling=False``. Its
+        default ``signal_scaling=0`` rescales each unit of each run to percent
+        signal change, ``100 * (y / max(mean, 1) - 1)``, which puts runs on
+        different scales and distorts the fixed effects. The export's ``README``,
+        each ``_bold.json`` (``SignalScaling``) and ``docs/recording.md`` say so,
+        with the nilearn call that reproduces :class:`~llmfmri.glm.FirstLevelGLM`.
+
+        Parameters
+        ----------
+        out : str or Path
+            The BIDS folder.
+        space_label : str, default="units"
+            The ``space-`` entity of the images (letters and digits).
+        overwrite : bool, default=False
+
+        Raises
+        ------
+        OutputNameError
+            ``space_label`` is not a BIDS label.
+        FileExistsError
+            A target exists and ``overwrite`` is False (nothing is written).
         """
+        import re
+
+        if not isinstance(space_label, str) or not re.fullmatch(r"[A-Za-z0-9]+", space_label):
+            fixed = re.sub(r"[^A-Za-z0-9]", "", str(space_label))
+            raise OutputNameError(
+                f"space_label must be a BIDS label (letters and digits only; it names the "
+                f"images' space- entity), but got {space_label!r}."
+                + (f" Did you mean {fixed!r}?" if fixed else "")
+            )
         out = Path(out)
         sub, task = self.subject, self.task
         files = OutputSet(out, overwrite=overwrite)
         files.add_json("dataset_description.json",
                        {"Name": f"llmfmri export of {self.path.name}", "BIDSVersion": "1.9.0",
                         "DatasetType": "raw"})
+        files.add_text("README", _BIDS_README.format(task=task, space=space_label))
         deriv = Path("derivatives") / "llmfmri"
         files.add_json(deriv / "dataset_description.json",
                        {"Name": "llmfmri", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
                         "GeneratedBy": [{"Name": "llmfmri"}]})
+        files.add_nifti(deriv / f"sub-{sub}" / "func" /
+                        f"sub-{sub}_task-{task}_space-{space_label}_desc-brain_mask.nii.gz",
+                        self.units.mask_img())
         for run in self.runs:
             if not self.is_complete(run):
                 continue
@@ -188,12 +229,56 @@ class Recording:
             files.add_tsv(raw_func / f"{stem}_events.tsv",
                           collapse_events(self.events(run), by="prompt"))
             files.add_json(raw_func / f"{stem}_bold.json",
-                           {"RepetitionTime": 1.0, "TaskName": task})
+                           {"RepetitionTime": 1.0, "TaskName": task, **_BOLD_NOTES})
+            fmt = self.units.nifti_format(self.n_frames(run))  # decided while planning
+            logger.info("to_bids: run %d, %d frames: %s", run, self.n_frames(run), fmt)
             files.add_nifti(deriv / f"sub-{sub}" / "func" /
                             f"{stem}_space-{space_label}_desc-preproc_bold.nii.gz",
                             lambda run=run: self.to_nifti(run))
         files.write()
         return out
+
+
+#: what every exported ``_bold.json`` says about the units (extra BIDS sidecar fields)
+_BOLD_NOTES = {
+    "RepetitionTimeUnits": "one frame per token step (RepetitionTime 1.0 = one token)",
+    "SignalScaling": (
+        "none: units are layer-output coordinates with means near zero; do not scale them to "
+        "percent signal change (nilearn: FirstLevelModel(signal_scaling=False))"
+    ),
+}
+
+_BIDS_README = """\
+llmfmri export of a language-model recording (task-{task})
+=============================================================
+
+Each "voxel" of derivatives/llmfmri/sub-*/func/*_space-{space}_desc-preproc_bold.nii.gz is one
+unit (one coordinate of one layer's output); each volume is one token step (RepetitionTime 1.0:
+one frame = one token). Events (onset and duration in frames) are one row per prompt. The unit
+mask is *_space-{space}_desc-brain_mask.nii.gz. Images with more than 32,767 frames are NIfTI-2.
+
+Analysing with nilearn
+----------------------
+Units have means near zero (or negative), so nilearn's default signal_scaling=0 (each voxel of
+each run scaled to 100 * (y / max(mean, 1) - 1), percent signal change for BOLD) puts runs on
+different scales and distorts the fixed effects. Use signal_scaling=False, the unit mask
+(nilearn's own mask is made for brains and drops units) and llmfmri's design: boxcars
+(hrf_model=None), the same drift and noise model. nilearn keeps a constant collinear with
+conditions that cover every frame (one degree of freedom too few): leave the control out as
+baseline. For example:
+
+    from nilearn.glm.first_level import first_level_from_bids
+    models, imgs, events, _ = first_level_from_bids(
+        BIDS_DIR, "{task}", space_label="{space}", img_filters=[("desc", "preproc")],
+        derivatives_folder="derivatives/llmfmri", slice_time_ref=0.0,
+        signal_scaling=False, hrf_model=None, drift_model="polynomial", drift_order=1,
+        noise_model="ols", mask_img=MASK)
+    events = [e[e.trial_type != CONTROL] for e in events[0]]
+    z = models[0].fit(imgs[0], events).compute_contrast(TASK, output_type="z_score")
+
+which reproduces llmfmri's FirstLevelGLM(noise_model="ols", conditions=[TASK]) z maps
+(see llmfmri's docs/recording.md).
+"""
 
 
 class _ColumnView:

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from .._utils import (atomic_write_json, check_option, check_positive_int, logger, progress_bar,
-                      use_log_level)
+                      use_log_level, warn)
+from ..exceptions import ContextLengthError, StorageWarning
 from ..io import RunPaths, bids_label
 from ..units import UnitSpace
+from ._lock import LOCK_FILES, recording_lock
 from ._store import RecordingConflictError, RunWriter, identity_diff, identity_hash
 
 __all__ = ["record"]
@@ -51,6 +53,42 @@ def _encode(tokenizer, text, chat_template):
     return tokenizer(text)["input_ids"]
 
 
+#: config attributes that bound the positions a model reads, most specific first
+_LIMIT_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length",
+                "seq_length", "max_seq_len")
+
+
+def _context_limit(model, tokenizer):
+    """The most positions ``model`` reads, and where that number comes from.
+
+    GPT-2 (``n_positions``) and OPT (``max_position_embeddings``) have learned
+    position tables and fail past them; GPT-NeoX and LLaMA (rotary) have no
+    table but are trained and configured up to ``max_position_embeddings``,
+    the limit held to here too. Without any config value, the tokenizer's
+    ``model_max_length`` is used when it is a real number (not the
+    "very large" placeholder of tokenizers without one).
+
+    Returns
+    -------
+    limit : int or None
+    source : str or None
+        E.g. ``"config.n_positions"``.
+    """
+    config = getattr(model, "config", None)
+    for cfg in (config, getattr(config, "text_config", None)):
+        if cfg is None:
+            continue
+        aliases = getattr(cfg, "attribute_map", {}) or {}
+        for attr in _LIMIT_ATTRS:
+            value = getattr(cfg, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value, f"config.{aliases.get(attr, attr)}"
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 10 ** 7:
+        return value, "tokenizer.model_max_length"
+    return None, None
+
+
 def _unit_space(adapter, sites, units):
     sizes = {s: adapter.site_size(s) for s in sites}
     indices = None
@@ -62,7 +100,8 @@ def _unit_space(adapter, sites, units):
                     indices[s] = np.asarray(idx, dtype=np.int64)
             extra = sorted(set(indices) - set(sizes))
             if extra:
-                raise ValueError(f"units names sites {extra} that are not recorded (sites={sites}).")
+                raise ValueError(
+                    f"units names sites {extra} that are not recorded (sites={sites}).")
         else:
             idx = np.asarray(units, dtype=np.int64)
             indices = {s: idx for s in sites}
@@ -101,8 +140,14 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
         A frame recorded in a batch equals the frame recorded alone to float tolerance.
     device : str
         ``"auto"`` (the model's device), ``"cpu"``, ``"cuda"``...
-    dtype : {"float32", "float16"}
-        Storage dtype; activations are cast once on the device.
+    dtype : {"float32", "float16", "bfloat16"}
+        Storage dtype. Activations are captured in float32 on the device (exact
+        for float32, bfloat16 and float16 models) and copied to the host once per
+        batch; ``"float16"`` halves the store, and values beyond its range
+        (+-65,504, e.g. "massive activations") become +-inf: a
+        :class:`~llmfmri.exceptions.StorageWarning` then says how many, where
+        and how large, once per run (also in the run's sidecar,
+        ``storage_losses``). ``"bfloat16"`` is stored as float32 (lossless).
     seed : int, optional
         Overrides the paradigm's generation seed.
     overwrite : bool
@@ -123,29 +168,50 @@ def record(model, paradigm, sites="resid_post", out=None, *, units=None, runs=No
     ------
     ValueError
         For bad arguments (``out`` missing, unknown runs, ``batch_size`` < 1...).
+    llmfmri.exceptions.ContextLengthError
+        When a prompt plus ``max_new_tokens`` (or, with ``context: continuous``,
+        the growing context) needs more positions than the model has, naming
+        the prompt; checked for every prompt before anything is written.
     llmfmri.exceptions.RecordingConflictError
         When ``out`` holds a different recording and ``overwrite`` is False.
+    llmfmri.exceptions.RecordingLockedError
+        When another process is recording into ``out`` (one writer at a time;
+        ``Recording`` readers are never blocked).
+
+    Warns
+    -----
+    llmfmri.exceptions.StorageWarning
+        When ``dtype="float16"`` cannot hold some values (see ``dtype``), and when a
+        float64 model is recorded (its frames are rounded to the storage dtype).
 
     Examples
     --------
     >>> import llmfmri as lf
     >>> model = lf.load_model()  # doctest: +SKIP
-    >>> rec = lf.record(model, "paradigms/functional_networks.yaml", out="runs/fn")  # doctest: +SKIP
+    >>> rec = lf.record(model, "paradigms/functional_networks.yaml",
+    ...                 out="runs/fn")  # doctest: +SKIP
     """
     with use_log_level(verbose):
         session = _Session.open(model, paradigm, sites, out, units=units, runs=runs,
                                 batch_size=batch_size, device=device, dtype=dtype,
                                 tokenizer=tokenizer, seed=seed, overwrite=overwrite,
                                 chunk_frames=chunk_frames, progress=progress)
-        for run in session.run_labels:
-            session.record_run(run)
+        with recording_lock(session.out):  # one writer per directory, until we return
+            session.prepare()
+            for run in session.run_labels:
+                session.record_run(run)
     from ._reader import Recording
 
     return Recording(session.out)
 
 
 class _Session:
-    """Everything one ``record`` call needs, checked before anything is written."""
+    """Everything one ``record`` call needs, checked before anything is written.
+
+    :meth:`open` checks (arguments, sites, the output directory, every prompt
+    against the model's context) and writes nothing; :meth:`prepare` writes
+    the dataset files, under the directory's lock.
+    """
 
     @classmethod
     def open(cls, model, paradigm, sites, out, *, units, runs, batch_size, device, dtype,
@@ -188,13 +254,81 @@ class _Session:
         self.schedule = paradigm.schedule()
         self.run_labels = _select_runs(self.schedule, runs)
         self._identity_and_provenance()
-        _prepare_dataset(self.out, paradigm, self.space, self.identity, self.subject, self.task,
-                         overwrite)
+        _check_dataset(self.out, self.identity, self.subject, overwrite)
+        self.encoded = {}
+        for run in self.run_labels:
+            rows = self.schedule[self.schedule["run"] == run]
+            self.encoded[run] = [_encode(tokenizer, t, self.gen.chat_template)
+                                 for t in rows["prompt"]]
+        self._check_context()
         offsets, indices = _capture_layout(self.space, self.site_list)
-        capture_dtype = torch.float16 if self.store_dtype == np.float16 else torch.float32
+        # captured in float32 (exact for float32, bfloat16 and float16 models; float64 models
+        # in float64); a narrower store is cast on the host, where what it cannot hold is
+        # counted (RunWriter.commit)
+        wide = next(model.parameters()).dtype == torch.float64
+        if wide:
+            warn(f"The model computes in float64, but frames are stored in "
+                 f"{np.dtype(self.store_dtype)} (dtype={dtype!r}): every value is rounded to "
+                 f"{np.finfo(self.store_dtype).nmant + 1} bits of precision (relative error up "
+                 f"to {np.finfo(self.store_dtype).eps / 2:.1e}); values beyond "
+                 f"+-{float(np.finfo(self.store_dtype).max):.4g} would become +-inf and are "
+                 "reported per run. Load the model in float32 to record it exactly.",
+                 StorageWarning)
         self.capture = _Capture(self.site_list, indices, offsets, self.space.n_units,
-                                capture_dtype, self.device)
+                                torch.float64 if wide else torch.float32, self.device)
         return self
+
+    def prepare(self):
+        """Write (or check again, now under the lock) the dataset-level files."""
+        _prepare_dataset(self.out, self.paradigm, self.space, self.identity, self.subject,
+                         self.task, self.overwrite)
+
+    def _check_context(self):
+        """Every prompt (and a continuous context's growth) within the model's positions."""
+        limit, source = _context_limit(self.model, self.tokenizer)
+        self.context_limit = limit
+        if limit is None:
+            logger.info("record: %s states no context length; prompts are not checked",
+                        self.identity["model_id"])
+            return
+        T = int(self.gen.max_new_tokens)
+        extra = max(T - 1, 0)  # the last generated token is never read back
+        model = f"{self.identity['model_id']} reads at most {limit} positions ({source})"
+        long = []
+        for run in self.run_labels:
+            rows = self.schedule[self.schedule["run"] == run].reset_index(drop=True)
+            context = 0
+            for i, ids in enumerate(self.encoded[run]):
+                pid = rows["prompt_id"][i]
+                if not self.continuous:
+                    if len(ids) + extra > limit:
+                        long.append((run, pid, rows["trial_type"][i], len(ids), len(ids) + extra))
+                    continue
+                n_new = len(ids) if i == 0 else len(_strip_bos(self.tokenizer, ids))
+                need = context + n_new + extra
+                if need > limit:
+                    raise ContextLengthError(
+                        f"In run {run}, the continuous context reaches up to {need} positions at "
+                        f"prompt {pid!r} (prompt {i + 1} of {len(rows)}: {context} positions for "
+                        f"the {i} prompts before it and up to {T} tokens generated after each, "
+                        f"{n_new} for this prompt and up to {extra} more while generating), but "
+                        f"{model}. Nothing was written. Present fewer prompts per run (more "
+                        "runs), lower generation.max_new_tokens, use context: independent, or a "
+                        "model with a longer context."
+                    )
+                context += n_new + T
+        if long:
+            run, pid, cond, n, need = long[0]
+            more = (f" The others: {', '.join(repr(x[1]) for x in long[1:6])}"
+                    f"{' ...' if len(long) > 6 else ''}." if len(long) > 1 else "")
+            raise ContextLengthError(
+                f"{len(long)} prompt{'s are' if len(long) > 1 else ' is'} too long for the "
+                f"model: {model}, and a prompt of n tokens with max_new_tokens={T} needs n + "
+                f"{extra}. Prompt {pid!r} (run {run}, condition {cond!r}) has {n} tokens and "
+                f"needs {need}.{more} Nothing was written. Shorten "
+                f"{'them' if len(long) > 1 else 'it'}, lower generation.max_new_tokens, or use "
+                "a model with a longer context."
+            )
 
     def _identity_and_provenance(self):
         model, paradigm, space = self.model, self.paradigm, self.space
@@ -229,7 +363,7 @@ class _Session:
     def record_run(self, run):
         """Record (or resume, or skip if complete) one run."""
         rows = self.schedule[self.schedule["run"] == run].reset_index(drop=True)
-        encoded = [_encode(self.tokenizer, t, self.gen.chat_template) for t in rows["prompt"]]
+        encoded = self.encoded[run]
         max_frames = _frame_bound(encoded, self.mode, self.gen.max_new_tokens)
         paths = RunPaths(self.out, self.subject, self.task, run)
         writer = self._open_writer(paths, run, max_frames)
@@ -255,9 +389,25 @@ class _Session:
                 self._record_batches(rows, encoded, todo, writer, bar, run)
         finally:
             bar.close()
-        writer.finalize()
+        losses = writer.finalize()
+        if losses:
+            self._warn_losses(run, writer, losses)
         logger.info("run %d: %d frames x %d units -> %s", run, writer.n_frames,
                     self.space.n_units, writer.paths.bold)
+
+    def _warn_losses(self, run, writer, losses):
+        cols = losses["units"]
+        sites = list(dict.fromkeys(self.space.table["site"].to_numpy()[cols]))
+        warn(
+            f"run {run}: {losses['overflow']} values are beyond the {losses['dtype']} range "
+            f"(+-{losses['limit']:,.0f}) and are stored as +-inf in {writer.paths.bold}: "
+            f"{losses['n_frames']} of {writer.n_frames} frames (first {losses['frames'][:5]}), "
+            f"{losses['n_units']} units (columns {cols[:5]}{' ...' if len(cols) > 5 else ''}; "
+            f"sites {sites[:3]}{' ...' if len(sites) > 3 else ''}); the largest magnitude "
+            f"lost is {losses['max_abs']:.6g}. The GLM will refuse these units. Record in "
+            "float32 (dtype='float32') to keep them, or leave them out (units=...).",
+            StorageWarning,
+        )
 
     def _run_batch(self, ids, run, prompt_ids, **kwargs):
         from ._generate import run_batch
@@ -356,29 +506,47 @@ def _gen_dict(gen, seed):
             "stop": list(gen.stop or ()), "chat_template": bool(gen.chat_template)}
 
 
+def _check_dataset(out, identity, subject, overwrite):
+    """What is in ``out``: ``"new"``, ``"same"`` or ``"replace"`` (refused unless ``overwrite``).
+
+    Reads only. Two different models (or paradigms) whose BIDS labels coincide
+    are two recordings: the second is refused, never written over the first.
+    """
+    rec_json = out / "recording.json"
+    if rec_json.exists():
+        old = json.loads(rec_json.read_text())
+        if old.get("identity") == dict(identity):
+            return "same"
+        if not overwrite:
+            old_id = old.get("identity", {})
+            diff = identity_diff(old_id, dict(identity))
+            note = ""
+            if old.get("subject") == subject and old_id.get("model_id") != identity["model_id"]:
+                note = (f" Both models, {old_id.get('model_id')!r} and {identity['model_id']!r}, "
+                        f"have the BIDS label sub-{subject}, but they are different models.")
+            raise RecordingConflictError(
+                f"{out} already holds a different recording (differs in: {', '.join(diff)})."
+                f"{note} Record into another directory, or pass overwrite=True (CLI: "
+                "--overwrite) to replace it."
+            )
+        return "replace"
+    if out.exists() and any(p.name not in LOCK_FILES for p in out.iterdir()):
+        if not overwrite:
+            raise RecordingConflictError(
+                f"{out} exists and is not an llmfmri recording; choose an empty or new directory, "
+                "or pass overwrite=True to replace its contents."
+            )
+        return "replace"
+    return "new"
+
+
 def _prepare_dataset(out, paradigm, space, identity, subject, task, overwrite):
     """Write (or check) the dataset-level files: description, units, paradigm, identity."""
     from .._version import __version__
 
     dataset_id = dict(identity)
     rec_json = out / "recording.json"
-    if rec_json.exists():
-        old = json.loads(rec_json.read_text())
-        if old.get("identity") != dataset_id:
-            if not overwrite:
-                diff = identity_diff(old.get("identity", {}), dataset_id)
-                raise RecordingConflictError(
-                    f"{out} already holds a different recording (differs in: {', '.join(diff)}). "
-                    "Record into another directory, or pass overwrite=True (CLI: --overwrite) to "
-                    "replace it."
-                )
-            _clear(out)
-    elif out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RecordingConflictError(
-                f"{out} exists and is not an llmfmri recording; choose an empty or new directory, "
-                "or pass overwrite=True to replace its contents."
-            )
+    if _check_dataset(out, identity, subject, overwrite) == "replace":
         _clear(out)
     out.mkdir(parents=True, exist_ok=True)
     # the directory is new, was cleared on request, or holds this very recording: the
@@ -398,6 +566,8 @@ def _clear(out):
     import shutil
 
     for child in Path(out).iterdir():
+        if child.name in LOCK_FILES:  # held by this very call
+            continue
         if child.is_dir():
             shutil.rmtree(child)
         else:

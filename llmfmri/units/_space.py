@@ -12,6 +12,8 @@ from .._utils import did_you_mean
 from ._sites import SiteError, format_site, parse_site
 
 _COMPONENT_ORDER = {"embed": 0, "resid_post": 1, "attn_out": 2, "mlp_out": 3, "mlp_act": 4}
+#: NIfTI-1 stores each dimension as a 16-bit signed integer; NIfTI-2 uses 64 bits
+NIFTI1_MAX_DIM = 32767
 _TABLE_COLUMNS = ["column", "site", "layer", "component", "index", "i", "j", "k"]
 
 
@@ -193,7 +195,8 @@ class UnitSpace:
         columns = np.asarray(columns, dtype=np.int64)
         sub = self.table.iloc[np.sort(columns)]
         sizes = {s: self.site_sizes[s] for s in self.site_sizes if s in set(sub["site"])}
-        return UnitSpace(sizes, {s: g["index"].to_numpy() for s, g in sub.groupby("site", sort=False)})
+        return UnitSpace(sizes, {s: g["index"].to_numpy()
+                                 for s, g in sub.groupby("site", sort=False)})
 
     # ------------------------------------------------------------------ volume
     def _check_values(self, values):
@@ -246,8 +249,28 @@ class UnitSpace:
         m[self.table["i"].to_numpy(), self.table["j"].to_numpy(), self.table["k"].to_numpy()] = True
         return m
 
+    def nifti_shape(self, n_frames=None):
+        """Shape of the image of a map (``n_frames=None``) or of ``n_frames`` frames.
+
+        Returns
+        -------
+        tuple of int
+            ``(nx, ny, nz)`` or ``(nx, ny, nz, n_frames)``.
+        """
+        return self.shape if n_frames is None else self.shape + (int(n_frames),)
+
+    def nifti_format(self, n_frames=None):
+        """``"NIfTI-1"``, or ``"NIfTI-2"`` when a dimension exceeds NIfTI-1's 32,767.
+
+        :meth:`to_nifti` writes the format this returns; exports call it while
+        planning, before the first file is written. A run of more than 32,767
+        frames (tokens) is the usual reason for NIfTI-2, which nibabel, nilearn
+        and most viewers read.
+        """
+        return "NIfTI-2" if max(self.nifti_shape(n_frames)) > NIFTI1_MAX_DIM else "NIfTI-1"
+
     def to_nifti(self, values, *, fill=0.0, intent=None, intent_params=(), description=None):
-        """Return a ``nibabel.Nifti1Image`` of unit values.
+        """Return a ``nibabel.Nifti1Image`` of unit values (``Nifti2Image`` when needed).
 
         Parameters
         ----------
@@ -260,6 +283,14 @@ class UnitSpace:
             Intent parameters, e.g. ``(dof,)`` for a t map.
         description : str, optional
             Written to the header's ``descrip`` field (80 characters at most).
+
+        Notes
+        -----
+        NIfTI-1 holds at most 32,767 voxels or frames per dimension; an image
+        with a larger dimension (a run of more than 32,767 frames) is a
+        ``nibabel.Nifti2Image`` (see :meth:`nifti_format`). Values keep their
+        precision: float32 (and float16) data are stored as float32, float64
+        as float64, never scaled to integers.
         """
         import nibabel as nib
 
@@ -268,7 +299,9 @@ class UnitSpace:
         vol = self.to_volume(values, fill=fill)
         if dtype is not None:
             vol = vol.astype(dtype, copy=False)
-        img = nib.Nifti1Image(vol, self.affine)
+        n_frames = values.shape[0] if values.ndim == 2 else None
+        cls = nib.Nifti2Image if self.nifti_format(n_frames) == "NIfTI-2" else nib.Nifti1Image
+        img = cls(vol, self.affine)
         img.header.set_xyzt_units(xyz="mm", t="sec")
         if vol.ndim == 4:
             zooms = img.header.get_zooms()
