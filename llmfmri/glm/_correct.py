@@ -416,8 +416,10 @@ def max_t_null(runs, c, *, n_perm, two_sided, rng, chunk_size=None, verbose=0):
         stacks.append((basis, C0, v0, Call, V, dof))
     null_max = np.full(n_perm, -np.inf)
     stat = np.empty(n_units)
-    block = min(column_block(Y, Y.shape[0], n_units, chunk_size) for (Y, *_) in runs)
-    width = int(max(16, min(4096, (64 * 2 ** 20) // (8 * n_perm * p))))
+    # the blocks of all runs are held together: they share one block's memory budget
+    total = sum(int(Y.shape[0]) for Y, *_ in runs)
+    block = min(column_block(Y, total, n_units, chunk_size) for (Y, *_) in runs)
+    width = int(max(16, min(4096, (16 * 2 ** 20) // (8 * n_perm * p))))
     t0 = time.perf_counter()
     for start in range(0, n_units, block):
         stop = min(start + block, n_units)

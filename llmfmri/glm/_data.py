@@ -10,7 +10,7 @@ from ..exceptions import DataError
 __all__ = ["as_2d", "chunk_shape", "column_block", "is_recording", "as_run_list",
            "recording_runs", "RunView", "as_runs"]
 
-_BLOCK_BYTES = 256 * 2 ** 20   # column block of a (whole-column) read: 256 MiB of float64
+_BLOCK_BYTES = 64 * 2 ** 20    # column block of a (whole-column) read: 64 MiB of float64
 
 
 def as_2d(Y, name="Y"):
