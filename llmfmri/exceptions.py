@@ -20,7 +20,9 @@ from __future__ import annotations
 
 __all__ = [
     # errors
+    "ConfigError",
     "ParadigmError",
+    "SweepError",
     "SiteError",
     "UnknownArchitectureError",
     "ModelLoadError",
@@ -46,8 +48,8 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- inputs
-class ParadigmError(ValueError):
-    """A paradigm file (or dict) is invalid.
+class ConfigError(ValueError):
+    """A configuration file (or dict) is invalid: every problem with its file, line and field.
 
     The message gives, for each problem, ``file:line: field.path: what was
     expected, what was found`` and, where it helps, a did-you-mean.
@@ -64,17 +66,6 @@ class ParadigmError(ValueError):
         Every problem found, in file order where known. The first one is also
         available as :attr:`file`, :attr:`line` and :attr:`field`.
 
-    Examples
-    --------
-    >>> from llmfmri.paradigm import load_paradigm, ParadigmError
-    >>> try:
-    ...     load_paradigm({"schema_version": 1, "name": "x", "conditons": {}})
-    ... except ParadigmError as err:
-    ...     problem = err.problems[0]
-    >>> problem.field, problem.line
-    ('conditons', None)
-    >>> problem.message.endswith("Did you mean 'conditions'?")
-    True
     """
 
     def __init__(self, problems):
@@ -107,6 +98,27 @@ class ParadigmError(ValueError):
     def field(self):
         """Field path of the first problem."""
         return self.problems[0].field if self.problems else None
+
+
+class ParadigmError(ConfigError):
+    """A paradigm file (or dict) is invalid (see :class:`ConfigError`).
+
+    Examples
+    --------
+    >>> from llmfmri.paradigm import load_paradigm, ParadigmError
+    >>> try:
+    ...     load_paradigm({"schema_version": 1, "name": "x", "conditons": {}})
+    ... except ParadigmError as err:
+    ...     problem = err.problems[0]
+    >>> problem.field, problem.line
+    ('conditons', None)
+    >>> problem.message.endswith("Did you mean 'conditions'?")
+    True
+    """
+
+
+class SweepError(ConfigError):
+    """A sweep file (or dict) is invalid (see :class:`ConfigError`)."""
 
 
 class SiteError(ValueError):

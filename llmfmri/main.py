@@ -14,7 +14,8 @@ notebook user gets the same answers from the same calls.
    (:func:`llmfmri.networks.overlap_test_matrix`), repeatability across runs
    (:func:`llmfmri.networks.repeatability`), and identification of the task of held-out
    blocks (:func:`llmfmri.decoding.identify`) with a permutation p value;
-6. write maps, networks and tables under ``OUT/analysis`` and ``OUT/analysis/summary.json``.
+6. write z and effect maps, networks and tables under ``OUT/analysis`` and
+   ``OUT/analysis/summary.json``.
 """
 
 from __future__ import annotations
@@ -197,10 +198,12 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
                            random_state=random_state, timings={"record_s": t_rec,
                                                                "analysis_s": t_an})
         files = OutputSet(analysis, overwrite=overwrite)
-        for t in names:
-            z = maps[t].z
-            files.add_nifti(statmap_path(analysis, labels[contrasts[t]], "z_score",
-                                         task=rec.task).name, z.to_nifti)
+        for t in names:  # z and effect maps of each task (the effect maps feed group analyses)
+            for kind, m in (("z_score", maps[t].z), ("effect_size", maps[t].effect)):
+                if m is None:
+                    continue
+                files.add_nifti(statmap_path(analysis, labels[contrasts[t]], kind,
+                                             task=rec.task).name, m.to_nifti)
         save_networks(networks, analysis, task=rec.task, outputs=files)
         if overlap is not None:
             files.add_tsv("overlap.tsv", overlap.to_frame())

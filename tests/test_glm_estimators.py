@@ -511,3 +511,32 @@ def test_n_perm_is_the_old_name_of_n_permutations(rec):
     np.testing.assert_array_equal(old.p_fwer, new.p_fwer)
     with pytest.raises(TypeError, match="Pass n_permutations only"):
         glm.permutation_test("medical_imaging - control", n_perm=20, n_permutations=30)
+
+
+def test_second_level_permutation_sign_flips_and_regressor_permutations():
+    rng = np.random.default_rng(4)
+    Y = rng.standard_normal((6, 40))
+    Y[:, 0] += 4.0
+    slm = SecondLevelGLM().fit(Y)
+    res = slm.permutation_test(n_permutations=1000, random_state=0)
+    assert res.n_permutations == 2 ** 6 - 1          # every sign pattern: exact p
+    np.testing.assert_allclose(res.stat, slm.compute_contrast(output_type="stat").values)
+    # reference: one-sample t of every sign pattern, by brute force
+    import itertools
+
+    def t_of(Z):
+        return Z.mean(0) / (Z.std(0, ddof=1) / np.sqrt(len(Z)))
+
+    maxima = np.array([np.abs(t_of(Y * np.array(s)[:, None])).max()
+                       for s in itertools.product((1, -1), repeat=6)])
+    expected = (maxima >= np.abs(res.stat)[:, None] - 1e-9).sum(1) / 64
+    np.testing.assert_allclose(res.p_fwer, expected)
+    assert res.p_fwer[0] == res.p_fwer.min() and res.p_fwer[0] <= 0.1
+    X = pd.DataFrame({"intercept": 1.0, "dose": np.arange(6.0) - 2.5})
+    Y2 = rng.standard_normal((6, 30))
+    Y2[:, 2] += 3 * X["dose"].to_numpy()
+    reg = SecondLevelGLM().fit(Y2, X).permutation_test("dose", n_permutations=100,
+                                                       random_state=0)
+    assert reg.n_permutations == 100 and reg.p_fwer[2] <= 0.05
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        SecondLevelGLM().permutation_test()

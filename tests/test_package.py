@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The top-level names. Changing this list is changing the public API: do it on purpose.
 PUBLIC = [
-    "__version__", "collapse_events", "compute_contrast", "ConstantUnitWarning",
+    "__version__", "collapse_events", "compute_contrast", "ConfigError", "ConstantUnitWarning",
     "ContextLengthError", "Contrast", "ContrastError", "correct", "DataError", "Decoder",
     "DEFAULT_MODEL", "degree_of_emergence", "DesignMatrixError", "DesignWarning", "FirstLevelGLM",
     "fit_statsmodels", "get_adapter", "get_data_home", "GLMResults", "identify", "intervene",
@@ -27,7 +27,8 @@ PUBLIC = [
     "permutation_max_t", "record", "Recording", "RecordingConflictError",
     "RecordingIncompleteError", "RecordingLockedError", "repeatability", "run_glm",
     "SecondLevelGLM", "set_verbose", "SiteError", "StorageWarning", "summarize_prompts",
-    "task_map", "threshold", "top_k", "UnitMap", "UnitSpace", "UnknownArchitectureError"
+    "SweepError", "task_map", "threshold", "top_k", "UnitMap", "UnitSpace",
+    "UnknownArchitectureError"
 ]
 
 #: stages that must never import torch, once they exist (DESIGN.md)

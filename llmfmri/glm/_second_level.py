@@ -214,6 +214,7 @@ class SecondLevelGLM(BaseEstimator):
             )
         self.results_ = run_glm(Y, design_matrix, noise_model="ols", chunk_size=self.chunk_size)
         self.sample_table_ = None
+        self._Y = Y
         return self
 
     @staticmethod
@@ -324,3 +325,97 @@ class SecondLevelGLM(BaseEstimator):
         inference = "second_level" if self.sample_table_ is None else "prompt"
         return contrast_to_maps(self.results_.contrast(contrast_def, stat_type), self.units_,
                                 output_type, inference=inference)
+
+    @with_verbose
+    def permutation_test(self, contrast_def="intercept", *, n_permutations=1000, two_sided=True,
+                         random_state=None):
+        """Family-wise error over units by permutation max-T across samples.
+
+        The second-level counterpart of nilearn's ``non_parametric_inference``
+        (Nichols & Holmes 2002). When the contrast tests the intercept of a design
+        with no other column (a one-sample or paired test), each sample's sign is
+        flipped at random (under the null its effect is symmetric about 0);
+        otherwise the rows of the tested columns are permuted between samples
+        (Manly), the other columns staying in place. When there are at most
+        ``n_permutations`` distinct sign patterns (``2^n``) or orders (``n!``), all
+        of them are used and the p values are exact.
+
+        Parameters
+        ----------
+        contrast_def : str, dict or array, default="intercept"
+            A t contrast over the design columns.
+        n_permutations : int, default=1000
+        two_sided : bool, default=True
+        random_state : int or numpy Generator, optional
+
+        Returns
+        -------
+        PermutationResult
+            ``stat`` (t), ``p_fwer``, ``null_max``; ``.p_map()`` a UnitMap.
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        ContrastError
+            For an F contrast (more than one row).
+        """
+        import itertools
+        import math
+
+        from .._utils import check_positive_int, check_random_state
+        from ._contrast import contrast_matrix
+        from ._correct import PermutationResult
+        from ._stats import ratio_stat
+
+        check_is_fitted(self)
+        n_permutations = check_positive_int("n_permutations", n_permutations)
+        X = self.design_matrix_.to_numpy(dtype=np.float64)
+        names = [str(c) for c in self.design_matrix_.columns]
+        C, _, cname = contrast_matrix(contrast_def, names, "t")
+        c = C[0]
+        tested = np.flatnonzero(c)
+        n = X.shape[0]
+        flip = X.shape[1] == 1 and np.allclose(X[:, 0], X[0, 0])
+        rng = check_random_state(random_state)
+        if flip:
+            total = 2 ** n
+            exhaustive = total - 1 <= n_permutations
+            if exhaustive:
+                draws = [np.array(s, dtype=float) for s in itertools.product((1.0, -1.0), repeat=n)
+                         ][1:]
+            else:
+                draws = [rng.choice((-1.0, 1.0), size=n) for _ in range(n_permutations)]
+        else:
+            exhaustive = math.factorial(n) - 1 <= n_permutations
+            if exhaustive:
+                draws = [np.array(p) for p in itertools.permutations(range(n))][1:]
+            else:
+                draws = [rng.permutation(n) for _ in range(n_permutations)]
+
+        def t_of(Xp):
+            Q, R = np.linalg.qr(Xp)
+            w = np.linalg.solve(R.T, c)
+            Z = Q.T @ self._Y
+            rss = np.einsum("ij,ij->j", self._Y, self._Y) - np.einsum("ij,ij->j", Z, Z)
+            rss = np.where(rss > 1e-12 * np.einsum("ij,ij->j", self._Y, self._Y), rss, 0.0)
+            return ratio_stat(w @ Z, (w @ w) * rss / (n - X.shape[1]))
+
+        stat = t_of(X)
+        null_max = np.empty(len(draws))
+        for k, d in enumerate(draws):
+            Xp = X.copy()
+            if flip:
+                Xp[:, 0] = X[:, 0] * d
+            else:
+                Xp[:, tested] = X[d][:, tested]
+            tp = t_of(Xp)
+            null_max[k] = (np.abs(tp) if two_sided else tp).max()
+        logger.info("SecondLevelGLM.permutation_test: %s %d %s (%s)",
+                    "all" if exhaustive else "random", len(draws),
+                    "sign flips" if flip else "permutations of the samples", cname)
+        result = PermutationResult(stat, null_max, two_sided=two_sided, contrast=cname,
+                                   units=self.units_, dof=float(n - X.shape[1]),
+                                   by="sign flips" if flip else "samples")
+        result.inference = "second_level"
+        return result

@@ -12,10 +12,15 @@ import pandas as pd
 import yaml
 
 from .._utils import atomic_write_text, did_you_mean
+from .._utils.yamlsource import Source
 from ._errors import ParadigmError, Problem
 from ._schedule import build_schedule
 from ._schema import validate_spec
-from ._source import Source
+
+#: how paradigm files are read: their errors and what an empty one should hold
+_SOURCE = {"error": ParadigmError, "kind": "paradigm",
+           "expected": "a mapping with schema_version, name, conditions and design (see "
+                       "paradigms/template.yaml)"}
 
 __all__ = ["Paradigm", "Condition", "Generation", "load_paradigm", "library_paradigms"]
 
@@ -144,12 +149,12 @@ class Paradigm:
     def __init__(self, spec, *, base_dir=None):
         if isinstance(spec, Paradigm):
             spec = spec.to_dict()
-        src = Source("<dict>", Path.cwd() if base_dir is None else Path(base_dir))
+        src = Source("<dict>", Path.cwd() if base_dir is None else Path(base_dir), **_SOURCE)
         self._setup(validate_spec(copy.deepcopy(spec), src), None, src)
 
     @classmethod
     def _from_yaml(cls, path, name=None):
-        src, data = Source.from_yaml_file(path, name)
+        src, data = Source.from_yaml_file(path, name, **_SOURCE)
         self = cls.__new__(cls)
         self._setup(validate_spec(data, src), Path(path), src)
         return self

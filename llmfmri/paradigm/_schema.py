@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .._utils import did_you_mean
 from ._errors import ParadigmError, Problem
-from ._source import format_path, read_text_file
+from .._utils.yamlsource import format_path, read_text_file
 
 __all__ = ["SCHEMA_VERSION", "validate_spec"]
 
@@ -401,7 +401,7 @@ class _Validator:
             self.err(fpath, f"file not found: {rel!r} (looked for {full}).{hint}")
             return None
         try:
-            text, _ = read_text_file(full, display, what="prompt file",
+            text, _ = read_text_file(full, display, what="prompt file", error=ParadigmError,
                                      field_problem=lambda m: self.src.problem(fpath, m))
         except ParadigmError as err:
             self.problems.extend(err.problems)

@@ -1,9 +1,10 @@
-"""Reading YAML and prompt files while remembering where every value came from.
+"""Reading YAML and text files while remembering where every value came from.
 
 The YAML is composed into nodes (safe loader) and converted to plain Python by
 hand, so that every field path maps to a line, duplicate keys are caught, and
 text fields keep the characters as written (``yes`` stays ``"yes"``, ``007``
-stays ``"007"``).
+stays ``"007"``). Paradigms and sweeps are read this way; each raises its own
+:class:`~llmfmri.exceptions.ConfigError` subclass with file:line:field problems.
 """
 
 from __future__ import annotations
@@ -15,9 +16,41 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from ._errors import ParadigmError, Problem
+from dataclasses import dataclass
 
-__all__ = ["Source", "format_path", "read_text_file"]
+from ..exceptions import ConfigError
+
+__all__ = ["Problem", "Source", "format_path", "read_text_file"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration file, and where.
+
+    Attributes
+    ----------
+    file : str
+        The file as the user named it (``"<dict>"`` for a configuration given as a dict).
+    line : int or None
+        1-based line in ``file``, or None where no line is known (dict sources).
+    field : str
+        Dotted field path such as ``"conditions.control.prompts[3]"``; ``""`` for
+        problems with the whole file.
+    message : str
+        What was expected, what was found, and how to fix it.
+    """
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def format(self):
+        """Return ``"file:line: field: message"``."""
+        loc = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.field:
+            return f"{loc}: {self.field}: {self.message}"
+        return f"{loc}: {self.message}"
 
 
 def format_path(path):
@@ -32,19 +65,29 @@ def format_path(path):
 
 
 class Source:
-    """Where a paradigm came from: display name, base folder, and line maps.
+    """Where a configuration came from: display name, base folder, and line maps.
 
     Parameters
     ----------
     name : str
         File name as the user gave it, or ``"<dict>"``.
     base_dir : Path
-        Folder that relative ``prompts_file`` paths are resolved against.
+        Folder that relative file names (``prompts_file``...) are resolved against.
     path : Path or None
         The YAML file, if any.
+    error : type, default=ConfigError
+        The :class:`~llmfmri.exceptions.ConfigError` subclass to raise.
+    kind : str, default="configuration"
+        What the file is, for messages (``"paradigm"``, ``"sweep"``).
+    expected : str, optional
+        What an empty file should have held, for the message.
     """
 
-    def __init__(self, name, base_dir, path=None):
+    def __init__(self, name, base_dir, path=None, *, error=ConfigError, kind="configuration",
+                 expected=None):
+        self.error = error
+        self.kind = kind
+        self.expected = expected
         self.name = name
         self.base_dir = Path(base_dir)
         self.path = path
@@ -79,11 +122,12 @@ class Source:
 
     # ------------------------------------------------------------------ YAML
     @classmethod
-    def from_yaml_file(cls, path, name=None):
+    def from_yaml_file(cls, path, name=None, **kwargs):
+        """``(source, data)`` of a YAML file (``kwargs``: ``error``, ``kind``, ``expected``)."""
         path = Path(path)
         name = str(path) if name is None else name
-        src = cls(name, path.parent, path)
-        data = read_text_file(path, name, what="paradigm file")
+        src = cls(name, path.parent, path, **kwargs)
+        data = read_text_file(path, name, what=f"{src.kind} file", error=src.error)
         text, _ = data
         return src, src._parse(text)
 
@@ -91,25 +135,24 @@ class Source:
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as err:
-            raise ParadigmError(self._syntax_problem(err, text)) from None
+            raise self.error(self._syntax_problem(err, text)) from None
         except yaml.YAMLError as err:  # ReaderError (control characters) and the like
             line = None
             pos = getattr(err, "position", None)
             if pos is not None:
                 line = text.count("\n", 0, pos) + 1
-            raise ParadigmError(
+            raise self.error(
                 Problem(self.name, line, "", f"not valid YAML: {err}")
             ) from None
         if node is None:
-            raise ParadigmError(
-                Problem(self.name, 1, "", "the file is empty; expected a mapping with "
-                        "schema_version, name, conditions and design (see "
-                        "paradigms/template.yaml).")
+            raise self.error(
+                Problem(self.name, 1, "", "the file is empty; expected "
+                        + (self.expected or "a mapping") + ".")
             )
         problems = []
         data = self._convert(node, (), problems, SafeConstructor(), set())
         if problems:
-            raise ParadigmError(problems)
+            raise self.error(problems)
         return data
 
     def _syntax_problem(self, err, text):
@@ -153,8 +196,8 @@ class Source:
                 key = knode.value
                 if knode.tag == "tag:yaml.org,2002:merge":
                     problems.append(Problem(self.name, kline, format_path(path),
-                                            "YAML merge keys ('<<') are not supported in paradigm "
-                                            "files; write the keys out."))
+                                            f"YAML merge keys ('<<') are not supported in "
+                                            f"{self.kind} files; write the keys out."))
                     continue
                 kpath = path + (key,)
                 if key in out:
@@ -224,8 +267,8 @@ def _field_near(text, line):
     return ".".join(k for _, k in stack)
 
 
-def read_text_file(path, display, *, what="file", field_problem=None):
-    """Read UTF-8 text, turning every failure into a ParadigmError.
+def read_text_file(path, display, *, what="file", field_problem=None, error=ConfigError):
+    """Read UTF-8 text, turning every failure into ``error`` (a ConfigError subclass).
 
     Parameters
     ----------
@@ -247,8 +290,8 @@ def read_text_file(path, display, *, what="file", field_problem=None):
     """
     def fail(message, line=None):
         if field_problem is not None:
-            raise ParadigmError(field_problem(message))
-        raise ParadigmError(Problem(display, line, "", message))
+            raise error(field_problem(message))
+        raise error(Problem(display, line, "", message))
 
     path = Path(path)
     try:
@@ -269,7 +312,7 @@ def read_text_file(path, display, *, what="file", field_problem=None):
         msg = (f"expected UTF-8 text in {display!r}, found byte 0x{data[err.start]:02x} at line "
                f"{line}, column {col} that is not valid UTF-8. Re-save the file as UTF-8.")
         if field_problem is not None:
-            raise ParadigmError(field_problem(msg))
+            raise error(field_problem(msg))
         near = _field_near(data.decode("utf-8", "replace"), line)
-        raise ParadigmError(Problem(display, line, near, msg))
+        raise error(Problem(display, line, near, msg))
     return text, display
