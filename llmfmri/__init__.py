@@ -83,7 +83,8 @@ _LAZY.update({name: "llmfmri.exceptions" for name in _EXCEPTIONS})  # every one 
 
 #: the stages and modules reachable as attributes (``llmfmri.glm``); only what exists
 _SUBPACKAGES = ("paradigm", "models", "units", "io", "recording", "design", "glm", "networks",
-                "decoding", "multifractal", "sweeps", "exceptions", "commands", "cli", "main")
+                "decoding", "multifractal", "plotting", "reports", "sweeps", "exceptions",
+                "commands", "cli", "main")
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -1,4 +1,4 @@
-"""The ``llmfmri`` command: ``run | fetch | validate | record | glm | mfa``.
+"""The ``llmfmri`` command: ``run | fetch | validate | record | glm | report | mfa | sweep``.
 
 Every command lives in :mod:`llmfmri.commands` and is registered the same way
 (see that module for how to add one). :func:`main` alone turns exceptions into
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 
 from ._utils import set_verbose
@@ -91,6 +92,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version
         return exit_code(exc)
     args.verbose = 0 if args.quiet else 1 + int(args.verbose)
+    args.command_line = shlex.join(["llmfmri", *(sys.argv[1:] if argv is None else argv)])
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

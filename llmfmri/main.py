@@ -14,8 +14,8 @@ notebook user gets the same answers from the same calls.
    (:func:`llmfmri.networks.overlap_test_matrix`), repeatability across runs
    (:func:`llmfmri.networks.repeatability`), and identification of the task of held-out
    blocks (:func:`llmfmri.decoding.identify`) with a permutation p value;
-6. write z and effect maps, networks and tables under ``OUT/analysis`` and
-   ``OUT/analysis/summary.json``.
+6. write z and effect maps, networks and tables under ``OUT/analysis``,
+   ``OUT/analysis/summary.json``, and last a self-contained ``OUT/analysis/report.html``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def task_contrasts(paradigm):
 
 def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_post", runs=None,
                  batch_size=8, inference="prompt", alpha=0.05, correction="fdr",
-                 n_permutations=1000, random_state=0, overwrite=False, verbose=1):
+                 n_permutations=1000, random_state=0, overwrite=False, report=True,
+                 command=None, verbose=1):
     """Run the main job and return its results.
 
     Parameters
@@ -97,6 +98,10 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
     random_state : int, default=0
     overwrite : bool, default=False
         Replace a different recording in ``out`` and existing analysis outputs.
+    report : bool, default=True
+        Write ``out/analysis/report.html`` last (:func:`llmfmri.reports.make_report`).
+    command : str, optional
+        The command that ran the job, recorded in the summary and the report.
     verbose : int, default=1
         Log each step (INFO) and show progress bars.
 
@@ -105,7 +110,7 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
     dict
         ``recording``, ``analysis`` (Path), ``summary`` (the dict written to
         ``summary.json``), ``maps``, ``networks``, ``overlap``, ``repeatability``,
-        ``identification``.
+        ``identification``, ``report`` (the report's path, or None).
 
     Raises
     ------
@@ -197,6 +202,7 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
                            correction=correction, n_permutations=n_permutations,
                            random_state=random_state, timings={"record_s": t_rec,
                                                                "analysis_s": t_an})
+        summary["command"] = command
         files = OutputSet(analysis, overwrite=overwrite)
         for t in names:  # z and effect maps of each task (the effect maps feed group analyses)
             for kind, m in (("z_score", maps[t].z), ("effect_size", maps[t].effect)):
@@ -216,11 +222,19 @@ def run_pipeline(paradigm=None, *, model=None, out="runs/demo", sites="resid_pos
             files.add_tsv("identification-confusion.tsv", ident.confusion, index=True)
         files.add_json("summary.json", summary)
         files.write()
+        report_path = None
+        if report:
+            from .reports import REPORT_NAME, make_report
+
+            report_path = make_report(analysis, recording=rec, command=command,
+                                      verbose=verbose).save(analysis / REPORT_NAME,
+                                                            overwrite=overwrite)
+            logger.info("report: %s", report_path)
         logger.info("done in %.0f s (recording %.0f s, analysis %.0f s); maps and tables in %s",
                     time.perf_counter() - t0, t_rec, t_an, analysis)
     return {"recording": rec, "analysis": analysis, "summary": summary, "maps": maps,
             "networks": networks, "overlap": overlap, "repeatability": repeat,
-            "identification": ident}
+            "identification": ident, "report": report_path}
 
 
 def _one_line(table):

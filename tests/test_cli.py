@@ -47,13 +47,18 @@ def test_run_command_writes_networks(tiny_dir, tmp_path, caplog, capsys):
     assert main(argv) == 0
     assert "[6/6] identification" in caplog.text
     analysis = job / "analysis"
-    assert f"summary: {analysis / 'summary.json'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"summary: {analysis / 'summary.json'}" in printed
+    assert f"report: {analysis / 'report.html'}" in printed
+    html = (analysis / "report.html").read_text()
+    assert "llmfmri run" in html and "data:image/png;base64," in html
     table = pd.read_csv(analysis / "networks.tsv", sep="\t")
     assert sorted(table["label"]) == ["arts", "science"]
     assert (table["inference"] == "prompt").all()
     assert (analysis / "task-tinytwo_contrast-scienceMinusControl_stat-z_statmap.nii.gz").exists()
     summary = json.loads((analysis / "summary.json").read_text())
     assert summary["inference"] == "prompt"
+    assert summary["command"].startswith("llmfmri run ")
     assert set(summary["tasks"]) == {"science", "arts"}
     for task in summary["tasks"].values():
         assert {"n_units", "inference", "threshold", "token_level_n_units"} <= set(task)

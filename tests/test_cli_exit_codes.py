@@ -31,6 +31,7 @@ def _bad_input(tmp_path):
         "glm": ["glm", str(tmp_path / "no-recording"), "-c", "a - b"],
         "mfa": ["mfa", str(tmp_path / "no-checkpoint"), "--out", str(tmp_path / "o")],
         "sweep": ["sweep", str(tmp_path / "missing-sweep.yaml"), "--out", str(tmp_path / "o")],
+        "report": ["report", str(tmp_path / "no-analysis")],
     }
 
 

@@ -87,7 +87,7 @@ def test_unknown_attribute_has_did_you_mean():
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "llmfmri.cli", "--help"], capture_output=True,
                          text=True, check=True)
-    for command in ("run", "fetch", "validate", "record", "glm", "mfa"):
+    for command in ("run", "fetch", "validate", "record", "glm", "report", "mfa", "sweep"):
         assert command in out.stdout
 
 

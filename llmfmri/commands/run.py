@@ -44,6 +44,9 @@ def run(args):
                           runs=args.runs, batch_size=args.batch_size, inference=args.inference,
                           alpha=args.alpha, correction=correction,
                           n_permutations=args.n_permutations, random_state=args.seed,
-                          overwrite=args.overwrite, verbose=args.verbose)
+                          overwrite=args.overwrite, command=getattr(args, "command_line", None),
+                          verbose=args.verbose)
     print(f"summary: {result['analysis'] / 'summary.json'}")
+    if result["report"] is not None:
+        print(f"report: {result['report']}")
     return 0

@@ -1,17 +1,16 @@
-"""Plots of multifractal spectra and of E(t). matplotlib is imported inside each function."""
+"""Thin proxies of the multifractal plots, which live in :mod:`llmfmri.plotting`.
+
+They keep the old return types (an Axes, a Figure) for code written before
+the Displays; new code can call ``llmfmri.plotting.plot_spectra`` and
+``plot_emergence``, which return :class:`~llmfmri.plotting.SpectrumDisplay`
+and :class:`~llmfmri.plotting.EmergenceDisplay`. ``llmfmri.plotting`` (and
+matplotlib) is imported on the first call only: this whitelisted upward import
+is listed in ``ignore_imports`` of the import-linter layers contract.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = ["plot_spectra", "plot_emergence"]
-
-
-def _steps_axis(ax, steps):
-    steps = np.asarray(steps, dtype=float)
-    if steps.size and np.nanmax(steps) > 10 * max(np.nanmin(steps[steps > 0], initial=1), 1):
-        ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("training step")
 
 
 def plot_spectra(spectra, ax=None, *, labels=None, cmap="viridis", legend=True, title=None):
@@ -31,34 +30,15 @@ def plot_spectra(spectra, ax=None, *, labels=None, cmap="viridis", legend=True, 
     Returns
     -------
     matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
-    if hasattr(spectra, "mean_spectra"):
-        _, alphas, fs = spectra.mean_spectra()
-        if labels is None:
-            labels = [f"step {s}" for s in spectra.steps_]
-        q0 = spectra.results_["alpha0"].to_numpy()
-    else:
-        spectra = list(spectra)
-        alphas = [s.alpha for s in spectra]
-        fs = [s.f_alpha for s in spectra]
-        q0 = [s.alpha0 for s in spectra]
-        if labels is None:
-            labels = [None] * len(spectra)
-    colours = plt.get_cmap(cmap)(np.linspace(0.05, 0.95, max(len(alphas), 1)))
-    for a, f, lab, c, a0 in zip(alphas, fs, labels, colours, q0):
-        ax.plot(a, f, "-", color=c, lw=1.5, label=lab)
-        ax.axvline(a0, color=c, lw=0.6, ls=":")
-    ax.set_xlabel(r"$\alpha$")
-    ax.set_ylabel(r"$f(\alpha)$")
-    if title:
-        ax.set_title(title)
-    if legend and any(lab is not None for lab in labels):
-        ax.legend(fontsize="x-small", ncol=2 if len(alphas) > 8 else 1, frameon=False)
-    return ax
+    See Also
+    --------
+    llmfmri.plotting.plot_spectra : the same plot, returning a SpectrumDisplay.
+    """
+    from ..plotting import plot_spectra as _plot_spectra
+
+    return _plot_spectra(spectra, ax=ax, labels=labels, cmap=cmap, legend=legend,
+                         title=title).ax_
 
 
 def plot_emergence(result, axes=None, *, loss="val_loss", title=None):
@@ -76,29 +56,11 @@ def plot_emergence(result, axes=None, *, loss="val_loss", title=None):
     Returns
     -------
     matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
 
-    table = result.results_ if hasattr(result, "results_") else result
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
-    else:
-        fig = axes[0].figure
-    steps = table["step"].to_numpy(dtype=float)
-    for ax, col, lab in zip(axes, ("alpha0", "width", "emergence"),
-                            (r"$\alpha_0$", "width $w$", "emergence $E(t)$")):
-        y = table[col].to_numpy(dtype=float)
-        ax.plot(steps, y, "o-", color="C0", ms=3)
-        sd = f"{col}_sd"
-        if sd in table and table[sd].notna().any():
-            e = table[sd].to_numpy(dtype=float)
-            ax.fill_between(steps, y - e, y + e, color="C0", alpha=0.2, lw=0)
-        ax.set_ylabel(lab)
-        _steps_axis(ax, steps)
-    if loss and loss in table and table[loss].notna().any():
-        tw = axes[2].twinx()
-        tw.plot(steps, table[loss].to_numpy(dtype=float), "s--", color="C3", ms=3)
-        tw.set_ylabel(loss.replace("_", " "), color="C3")
-    if title:
-        fig.suptitle(title)
-    return fig
+    See Also
+    --------
+    llmfmri.plotting.plot_emergence : the same plot, returning an EmergenceDisplay.
+    """
+    from ..plotting import plot_emergence as _plot_emergence
+
+    return _plot_emergence(result, axes=axes, loss=loss, title=title).figure_

@@ -129,7 +129,7 @@ def _run_steps(sweep, cell, folder, threads):
         run_pipeline(paradigm, model=model, out=folder, sites=list(sweep.sites),
                      inference=a["inference"], alpha=a["alpha"], correction=a["correction"],
                      n_permutations=a["n_permutations"], random_state=a["random_state"],
-                     overwrite=True, verbose=0)
+                     overwrite=True, report=False, verbose=0)
     else:
         record(model, paradigm, sites=list(sweep.sites), out=folder, progress=False)
 
