@@ -68,6 +68,10 @@ _LAZY = {
     "repeatability": "llmfmri.networks",
     "identify": "llmfmri.decoding",
     "Decoder": "llmfmri.decoding",
+    # lesions
+    "lesion": "llmfmri.lesions",
+    "Lesion": "llmfmri.lesions",
+    "localizer_study": "llmfmri.lesions",
     # multifractal
     "multifractal_spectrum": "llmfmri.multifractal",
     "neuron_network": "llmfmri.multifractal",
@@ -83,8 +87,8 @@ _LAZY.update({name: "llmfmri.exceptions" for name in _EXCEPTIONS})  # every one 
 
 #: the stages and modules reachable as attributes (``llmfmri.glm``); only what exists
 _SUBPACKAGES = ("paradigm", "models", "units", "io", "recording", "design", "glm", "networks",
-                "decoding", "multifractal", "plotting", "reports", "sweeps", "exceptions",
-                "commands", "cli", "main")
+                "decoding", "lesions", "multifractal", "plotting", "reports", "sweeps",
+                "exceptions", "commands", "cli", "main")
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -32,6 +32,7 @@ def _bad_input(tmp_path):
         "mfa": ["mfa", str(tmp_path / "no-checkpoint"), "--out", str(tmp_path / "o")],
         "sweep": ["sweep", str(tmp_path / "missing-sweep.yaml"), "--out", str(tmp_path / "o")],
         "report": ["report", str(tmp_path / "no-analysis")],
+        "lesion": ["lesion", "--localizer", missing, "--out", str(tmp_path / "o")],
     }
 
 

@@ -19,15 +19,15 @@ PUBLIC = [
     "ContextLengthError", "Contrast", "ContrastError", "correct", "DataError", "Decoder",
     "DEFAULT_MODEL", "degree_of_emergence", "DesignMatrixError", "DesignWarning", "FirstLevelGLM",
     "fit_statsmodels", "get_adapter", "get_data_home", "GLMResults", "identify", "intervene",
-    "LeakageWarning", "library_paradigms", "list_sites", "load_model", "load_paradigm",
-    "load_recording", "make_design_matrix", "make_events", "ModelLoadError", "ModelNotFoundError",
-    "multifractal_spectrum", "MultifractalError", "MultifractalSpectrum", "MultifractalWarning",
-    "Network", "NeuroMFA", "neuron_network", "NeuronNetwork", "NotFittedError", "OutputNameError",
-    "overlap_matrix", "overlap_test", "Paradigm", "ParadigmError", "PerfectFitWarning",
-    "permutation_max_t", "record", "Recording", "RecordingConflictError",
-    "RecordingIncompleteError", "RecordingLockedError", "repeatability", "run_glm",
-    "SecondLevelGLM", "set_verbose", "SiteError", "StorageWarning", "summarize_prompts",
-    "SweepError", "task_map", "threshold", "top_k", "UnitMap", "UnitSpace",
+    "LeakageWarning", "Lesion", "lesion", "library_paradigms", "list_sites", "load_model",
+    "load_paradigm", "load_recording", "localizer_study", "make_design_matrix", "make_events",
+    "ModelLoadError", "ModelNotFoundError", "multifractal_spectrum", "MultifractalError",
+    "MultifractalSpectrum", "MultifractalWarning", "Network", "NeuroMFA", "neuron_network",
+    "NeuronNetwork", "NotFittedError", "OutputNameError", "overlap_matrix", "overlap_test",
+    "Paradigm", "ParadigmError", "PerfectFitWarning", "permutation_max_t", "record", "Recording",
+    "RecordingConflictError", "RecordingIncompleteError", "RecordingLockedError", "repeatability",
+    "run_glm", "SecondLevelGLM", "set_verbose", "SiteError", "StorageWarning",
+    "summarize_prompts", "SweepError", "task_map", "threshold", "top_k", "UnitMap", "UnitSpace",
     "UnknownArchitectureError"
 ]
 
@@ -87,7 +87,8 @@ def test_unknown_attribute_has_did_you_mean():
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "llmfmri.cli", "--help"], capture_output=True,
                          text=True, check=True)
-    for command in ("run", "fetch", "validate", "record", "glm", "report", "mfa", "sweep"):
+    for command in ("run", "fetch", "validate", "record", "glm", "report", "lesion", "mfa",
+                    "sweep"):
         assert command in out.stdout
 
 

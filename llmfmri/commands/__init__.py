@@ -23,6 +23,6 @@ above, add ``<name>`` to :data:`COMMANDS`, and add its cases to
 """
 
 #: Command modules, in the order ``llmfmri --help`` lists them.
-COMMANDS = ("run", "fetch", "validate", "record", "glm", "report", "mfa", "sweep")
+COMMANDS = ("run", "fetch", "validate", "record", "glm", "report", "lesion", "mfa", "sweep")
 
 __all__ = ["COMMANDS"]
