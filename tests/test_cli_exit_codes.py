@@ -33,6 +33,10 @@ def _bad_input(tmp_path):
         "sweep": ["sweep", str(tmp_path / "missing-sweep.yaml"), "--out", str(tmp_path / "o")],
         "report": ["report", str(tmp_path / "no-analysis")],
         "lesion": ["lesion", "--localizer", missing, "--out", str(tmp_path / "o")],
+        "importance": ["importance", "--texts", str(tmp_path / "missing.txt"), "--out",
+                       str(tmp_path / "o")],
+        "truncate": ["truncate", "--texts", str(tmp_path / "missing.txt"), "--out",
+                     str(tmp_path / "o")],
     }
 
 

@@ -23,6 +23,7 @@ above, add ``<name>`` to :data:`COMMANDS`, and add its cases to
 """
 
 #: Command modules, in the order ``llmfmri --help`` lists them.
-COMMANDS = ("run", "fetch", "validate", "record", "glm", "report", "lesion", "mfa", "sweep")
+COMMANDS = ("run", "fetch", "validate", "record", "glm", "report", "lesion", "importance",
+            "truncate", "mfa", "sweep")
 
 __all__ = ["COMMANDS"]

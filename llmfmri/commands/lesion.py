@@ -1,4 +1,11 @@
-"""``llmfmri lesion --out DIR``: the localizer lesion study (localize, lesion, behaviour)."""
+"""``llmfmri lesion --out DIR``: the localizer lesion study (localize, lesion, behaviour).
+
+With ``--weights REGION``, ``--dimension LAYER DIM`` or ``--truncation MATRIX LAYER
+RHO`` it lesions weights instead (:mod:`llmfmri.commands._lesion_weights`), with the
+same controls, behaviour and tables.
+"""
+
+from ._lesion_weights import WEIGHT_EPILOG, add_weight_arguments, run_weights, wants_weights
 
 NAME = "lesion"
 HELP = "localize units, lesion them and measure behaviour against matched controls"
@@ -10,11 +17,14 @@ DESCRIPTION = (
     "the same number of units in every layer and site, and under the least selective units. "
     "Writes lesion-summary.tsv (the lesion against each control distribution: effect, spread, "
     "empirical p), lesion-behaviour.tsv, lesion-items.tsv, lesion-controls.tsv, "
-    "lesion-layers.tsv, the network's mask and units, and summary.json."
+    "lesion-layers.tsv, the network's mask and units, and summary.json. With --weights, "
+    "--dimension or --truncation it lesions weights instead (a saved region from llmfmri "
+    "importance, one hidden dimension, a low-rank truncation) against random regions, "
+    "dimensions or singular components, and writes weight-lesion-*.tsv."
 )
 EPILOG = (
     "example: llmfmri lesion --out runs/lesion --fraction 0.01 --n-random 10 "
-    "--texts paradigms/stimuli/sentences.txt"
+    "--texts paradigms/stimuli/sentences.txt\n\n" + WEIGHT_EPILOG
 )
 
 
@@ -64,6 +74,7 @@ def add_arguments(parser):
     parser.add_argument("--max-length", type=int, default=None,
                         help="sliding-window length for perplexity (default: the model's context)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_weight_arguments(parser)
 
 
 def _texts(sources):
@@ -82,6 +93,8 @@ def _texts(sources):
 
 
 def run(args):
+    if wants_weights(args):
+        return run_weights(args)
     from ..io import OutputSet
     from ..lesions import DEFAULT_TASKS, localizer_study
     from ..models import load_model
