@@ -77,7 +77,9 @@ def run_cell(sweep, cell, out, *, verbose=0):
     -------
     dict
         The cell's status record (``status``: ``"complete"`` or ``"failed"``, ``error``,
-        ``seconds``, ``params``...), also written to ``OUT/cells/<label>/cell.json``.
+        ``seconds``, ``params``; ``lesion`` / ``truncation``: what was applied;
+        ``behaviour``: ``<measure>_<set>`` values of the behaviour step), also written to
+        ``OUT/cells/<label>/cell.json``.
     """
     from ._spec import Cell
 
@@ -99,7 +101,7 @@ def run_cell(sweep, cell, out, *, verbose=0):
         # use num_cpus threads, so local and Ray cells give identical numbers
         threads = max(1, int(sweep.resources.get("num_cpus") or 1))
         with use_log_level(verbose), threadpool_limits(limits=threads):
-            _run_steps(sweep, cell, folder, threads)
+            status.update(_run_steps(sweep, cell, folder, threads))
         status.update(status="complete")
     except Exception as exc:  # noqa: BLE001 - a failing cell is reported, the others go on
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}",
@@ -113,25 +115,45 @@ def run_cell(sweep, cell, out, *, verbose=0):
 
 
 def _run_steps(sweep, cell, folder, threads):
+    """Load the cell's model, enter its lesion, record (and analyse), score behaviour.
+
+    Returns what goes into ``cell.json`` besides the status: ``lesion`` /
+    ``truncation`` (what was applied) and ``behaviour`` (``<measure>_<set>`` values).
+    """
+    import contextlib
+
     import torch
 
     from ..main import run_pipeline
     from ..models import load_model
     from ..recording import record
+    from ._lesions import enter_lesions, score_cell_behaviour
 
     torch.set_num_threads(threads)
     params = cell.params
     paradigm = _paradigm(sweep, params.get("seed"))
     model = load_model(_resolve_model(params.get("model"), sweep.base_dir),
                        revision=params.get("revision"))
-    if "networks" in sweep.steps:
-        a = sweep.analysis
-        run_pipeline(paradigm, model=model, out=folder, sites=list(sweep.sites),
-                     inference=a["inference"], alpha=a["alpha"], correction=a["correction"],
-                     n_permutations=a["n_permutations"], random_state=a["random_state"],
-                     overwrite=True, report=False, verbose=0)
-    else:
-        record(model, paradigm, sites=list(sweep.sites), out=folder, progress=False)
+    extra = {}
+    # the lesion is active for every step of the cell; closing the stack restores the model
+    with contextlib.ExitStack() as stack:
+        extra.update(enter_lesions(stack, model, params, sweep.base_dir))
+        if "networks" in sweep.steps:
+            a = sweep.analysis
+            run_pipeline(paradigm, model=model, out=folder, sites=list(sweep.sites),
+                         inference=a["inference"], alpha=a["alpha"],
+                         correction=a["correction"], n_permutations=a["n_permutations"],
+                         random_state=a["random_state"], overwrite=True, report=False,
+                         verbose=0)
+        else:
+            # overwrite: the cell's folder holds cell.json (no recording yet), which record
+            # would refuse; a recording of this very cell is resumed from its journal
+            record(model, paradigm, sites=list(sweep.sites), out=folder, overwrite=True,
+                   progress=False)
+        if "behaviour" in sweep.steps:
+            extra["behaviour"] = score_cell_behaviour(model, sweep.behaviour, sweep.base_dir,
+                                                      folder)
+    return extra
 
 
 def _versions():
@@ -153,7 +175,8 @@ def _sweep_from_dict(d):
                  sites=tuple(d.get("sites", ("resid_post",))), axes=d.get("axes", {}),
                  steps=tuple(d.get("steps", ("record", "networks"))),
                  analysis=d.get("analysis", {}), resources=d.get("resources", {}),
-                 group=d.get("group", {}), description=d.get("description", ""),
+                 group=d.get("group", {}), behaviour=d.get("behaviour", {}),
+                 description=d.get("description", ""),
                  source=d.get("source", "<dict>"), base_dir=d.get("base_dir", "."))
 
 
