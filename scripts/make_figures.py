@@ -2,8 +2,10 @@
 
 From the real recording of the default model made by the main job
 (``llmfmri run --out runs/demo``) and its ``runs/demo/analysis``; the null-calibration
-figure reads ``runs/null/null_calibration.tsv`` (``scripts/null_calibration.py``) when it
-exists. Figures are small PNGs (dpi 100)::
+figure reads ``runs/null/null_calibration.tsv`` (``scripts/null_calibration.py``) and the
+lesion-effect figures ``runs/lesion/localizer/lesion-behaviour.tsv``
+(``scripts/lesion_study.py``) and ``runs/weight_lesions/core/core-behaviour.tsv``
+(``scripts/weight_lesion_study.py``) when they exist. Figures are small PNGs (dpi 100)::
 
     .venv/bin/python scripts/make_figures.py                 # writes docs/figures/*.png
     .venv/bin/python scripts/make_figures.py --overwrite     # replace them
@@ -64,6 +66,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recording", default=str(ROOT / "runs" / "demo"))
     parser.add_argument("--null", default=str(ROOT / "runs" / "null" / "null_calibration.tsv"))
+    parser.add_argument("--lesion", default=str(ROOT / "runs" / "lesion" / "localizer"
+                                                / "lesion-behaviour.tsv"))
+    parser.add_argument("--weight-lesion", default=str(ROOT / "runs" / "weight_lesions" / "core"
+                                                       / "core-behaviour.tsv"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--task", default="medical_imaging",
                         help="the task whose map is drawn (default medical_imaging)")
@@ -126,6 +132,13 @@ def main(argv=None):
         save(lp.plot_null_calibration(args.null), "null_calibration.png")
     else:
         print(f"  (no {args.null}: the null-calibration figure is skipped)")
+    for path, label, name in ((args.lesion, "language top 1 %", "lesion_effect.png"),
+                              (args.weight_lesion, "core 1 % (weights)",
+                               "lesion_effect_weights.png")):
+        if Path(path).exists():
+            save(lp.plot_lesion_effect(path, label=label), name)
+        else:
+            print(f"  (no {path}: {name} is skipped)")
     spectra = [mf.multifractal_spectrum(mf.make_power_law_network(
                    [1.5] * 30, n_neighbours=20000, random_state=0)),
                mf.multifractal_spectrum(mf.make_power_law_network([1.0] * 20 + [2.0] * 20))]

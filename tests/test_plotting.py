@@ -475,3 +475,61 @@ def test_nifti_maps_show_in_nilearn_without_a_brain(space, zmap, tmp_path):
                 shown.append(data.count() > 0 and np.abs(data.compressed()).max() > 0)
         display.close()
     assert shown and any(shown)
+
+
+def _behaviour(n_random=5):
+    rows = [("intact", 0, "perplexity", "english", 20.0, 18.0, 23.0),
+            ("lesion", 0, "perplexity", "english", 950.0, 700.0, 1300.0),
+            ("intact", 0, "perplexity", "code", 3.0, 2.5, 3.5),
+            ("lesion", 0, "perplexity", "code", 4.0, 3.0, 5.0),
+            ("intact", 0, "accuracy", "capitals", 0.8, 0.6, 0.9),
+            ("lesion", 0, "accuracy", "capitals", 0.1, 0.02, 0.3),
+            ("bottom", 0, "perplexity", "english", 20.5, 18.0, 23.0)]
+    for k in range(n_random):
+        rows += [("random", k, "perplexity", "english", 21.0 + k, 19.0, 25.0),
+                 ("random", k, "perplexity", "code", 3.1, 2.6, 3.6),
+                 ("random", k, "accuracy", "capitals", 0.7 + 0.01 * k, 0.5, 0.9)]
+    return pd.DataFrame(rows, columns=["condition", "draw", "measure", "set", "value",
+                                       "ci_low", "ci_high"]).assign(subset="all")
+
+
+def test_lesion_effect_display(tmp_path):
+    table = _behaviour()
+    disp = lp.plot_lesion_effect(table, label="language top 1 %")
+    assert disp.controls == ["bottom", "random"]
+    assert [ax.get_ylabel() for ax in disp.axes_] == ["accuracy", "perplexity"]
+    assert disp.axes_[1].get_yscale() == "log" and disp.axes_[0].get_yscale() == "linear"
+    # every draw is a point, at its value
+    pts = disp.artists_[("perplexity", "random")].get_offsets()
+    assert len(pts) == 10 and sorted(pts[:, 1]) == sorted(
+        table.query("condition == 'random' and measure == 'perplexity'")["value"])
+    lesioned = disp.artists_[("perplexity", "lesion")].get_offsets()[:, 1]
+    assert sorted(lesioned) == [4.0, 950.0]
+    labels = [t.get_text() for t in disp.axes_[0].get_legend().get_texts()]
+    assert labels == ["intact", "language top 1 %", "bottom (1 draw)", "random (5 draws)"]
+    assert disp.axes_[0].get_title().startswith("behaviour under the lesion")
+    # from a TSV, one measure and set chosen; subsets other than "all" are left out
+    path = tmp_path / "x-behaviour.tsv"
+    pd.concat([table, table.assign(subset="first", value=1e9)]).to_csv(path, sep="\t",
+                                                                       index=False)
+    one = lp.LesionEffectDisplay.from_table(path, measures="perplexity", sets=["english"])
+    assert set(one.table["set"]) == {"english"} and one.table["value"].max() < 1e9
+    one.plot()
+    assert len(one.axes_) == 1
+    # and from a study object (anything with a behaviour table)
+    study = type("Study", (), {"behaviour": table, "lesion": type("L", (), {"label": "core"})()})
+    assert lp.LesionEffectDisplay.from_study(study).label == "core"
+
+
+def test_lesion_effect_display_rejects_wrong_inputs():
+    with pytest.raises(DataError, match="value"):
+        lp.plot_lesion_effect(pd.DataFrame({"condition": ["lesion"], "set": ["a"],
+                                            "measure": ["perplexity"]}))
+    with pytest.raises(DataError, match="no rows"):
+        lp.plot_lesion_effect(_behaviour().iloc[:0])
+    with pytest.raises(DataError, match="no 'lesion' condition"):
+        lp.plot_lesion_effect(_behaviour().query("condition != 'lesion'"))
+    with pytest.raises(DataError, match=r"sets \['french'\] are not in the table"):
+        lp.plot_lesion_effect(_behaviour(), sets=["french"])
+    with pytest.raises(ValueError, match="expected 2 axes"):
+        lp.LesionEffectDisplay.from_table(_behaviour()).plot(axes=[None])

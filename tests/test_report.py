@@ -29,8 +29,16 @@ def job(tmp_path_factory):
     from llmfmri.models import tiny_model
 
     out = tmp_path_factory.mktemp("job") / "rec"
-    run_pipeline(make_two_task_paradigm(), model=tiny_model("llama"), out=out,
-                 n_permutations=50, verbose=0)
+    model = tiny_model("llama")
+    run_pipeline(make_two_task_paradigm(), model=model, out=out, n_permutations=50, verbose=0)
+    # a lesion study saved inside the analysis folder: the report's Lesions section
+    import llmfmri.lesions as ls
+
+    region = ls.WeightRegion.random(model, 0.1, random_state=0)
+    texts = {"prose": ["The cat sat on the mat near the door.", "A dog barked twice at night."],
+             "code": ["def f(x):\n    return x + 1", "for i in range(3): print(i)"]}
+    ls.weight_lesion_study(model, region, n_random=3, texts=texts, random_state=0).save(
+        out / "analysis" / "lesion")
     return out
 
 
@@ -71,6 +79,25 @@ def test_make_report_has_every_section(job):
     summary = json.loads((job / "analysis" / "summary.json").read_text())
     assert summary["paradigm_sha256"] in html_text      # provenance
     assert "versions when recorded" in html_text and "torch" in html_text
+    # the lesion study found below the analysis folder: its figure and its summary table
+    lesions = html_text.split('data-section="Lesions"')[1].split("data-section=")[0]
+    assert "lesion/weight-lesion" in lesions and lesions.count("<img ") == 1
+    assert "p_empirical" in lesions and "random" in lesions
+
+
+def test_report_of_a_lesion_study_folder(job, tmp_path):
+    """``llmfmri report`` on a lesion study's own folder: the Lesions section, provenance."""
+    folder = tmp_path / "study"
+    shutil.copytree(job / "analysis" / "lesion", folder)
+    rep = make_report(folder)
+    assert rep.sections == ["Lesions", "Provenance", "Command"]
+    # a behaviour table without a lesioned condition is not a lesion study's: left out
+    other = tmp_path / "other"
+    other.mkdir()
+    pd.DataFrame({"condition": ["intact"], "measure": ["perplexity"], "set": ["a"],
+                  "value": [3.0]}).to_csv(other / "x-behaviour.tsv", sep="\t", index=False)
+    with pytest.raises(FileNotFoundError, match="holds no analysis outputs"):
+        make_report(other)
 
 
 def test_report_is_self_contained(report_file):

@@ -19,6 +19,8 @@ units (no MNI brain). llmfmri's NIfTI maps also open in nilearn
   :class:`ConfusionMatrixDisplay`;
 - time: :class:`TimeCourseDisplay` (reads only the columns it plots);
 - validity: :class:`NullCalibrationDisplay`;
+- lesions: :class:`LesionEffectDisplay` (behaviour intact, lesioned and under
+  every control draw);
 - multifractal: :class:`SpectrumDisplay`, :class:`EmergenceDisplay`.
 
 Examples
@@ -42,6 +44,7 @@ from ._multifractal import EmergenceDisplay, SpectrumDisplay, plot_emergence, pl
 from ._networks import (LayerProfileDisplay, NetworkOverlayDisplay, OverlapDisplay,
                         RepeatabilityDisplay, plot_layer_profile, plot_network_overlay,
                         plot_overlap, plot_repeatability)
+from ._lesions import LesionEffectDisplay, plot_lesion_effect
 from ._null import NullCalibrationDisplay, plot_null_calibration
 from ._timecourse import TimeCourseDisplay, plot_time_course
 
@@ -57,6 +60,7 @@ __all__ = [
     "ConfusionMatrixDisplay",
     "TimeCourseDisplay",
     "NullCalibrationDisplay",
+    "LesionEffectDisplay",
     "SpectrumDisplay",
     "EmergenceDisplay",
     "plot_unit_map",
@@ -70,6 +74,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_time_course",
     "plot_null_calibration",
+    "plot_lesion_effect",
     "plot_spectra",
     "plot_emergence",
 ]

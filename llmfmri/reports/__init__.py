@@ -4,7 +4,10 @@
   overlap, repeatability, decoding, provenance...), then
   ``save(path, overwrite=False)``;
 - :func:`make_report`: the report of the main job's analysis folder
-  (``llmfmri report DIR``; ``llmfmri run`` writes ``OUT/analysis/report.html``);
+  (``llmfmri report DIR``; ``llmfmri run`` writes ``OUT/analysis/report.html``),
+  with a Lesions section for every lesion study's tables found in the folder
+  (:func:`find_lesion_tables`; ``llmfmri report`` on an ``llmfmri lesion``
+  output folder);
 - :func:`load_analysis`: what an analysis folder holds, read once.
 
 This stage does not import :mod:`llmfmri.recording` (it is torch-free by
@@ -24,8 +27,10 @@ Examples
 PosixPath('runs/demo/analysis/report.html')
 """
 
-from ._make import Analysis, RecordingFolder, default_report_path, load_analysis, make_report
+from ._make import (Analysis, RecordingFolder, default_report_path, find_lesion_tables,
+                    load_analysis, make_report)
 from ._report import REPORT_NAME, SECTIONS, Report, top_units_by_layer
 
 __all__ = ["Report", "make_report", "load_analysis", "Analysis", "RecordingFolder",
-           "default_report_path", "top_units_by_layer", "REPORT_NAME", "SECTIONS"]
+           "default_report_path", "find_lesion_tables", "top_units_by_layer", "REPORT_NAME",
+           "SECTIONS"]

@@ -20,7 +20,7 @@ from .._version import __version__
 from ..exceptions import DataError
 from ._report import REPORT_NAME, Report
 
-__all__ = ["make_report", "load_analysis", "Analysis", "RecordingFolder"]
+__all__ = ["make_report", "load_analysis", "Analysis", "RecordingFolder", "find_lesion_tables"]
 
 _STATMAP = re.compile(r"contrast-(?P<label>[A-Za-z0-9]+)_stat-z_statmap\.nii(\.gz)?$")
 
@@ -43,10 +43,13 @@ class Analysis:
         ``identification-confusion``, ``networks`` (those present).
     designs : dict name -> DataFrame
         ``*_design.tsv`` files of the folder.
+    lesions : list of (Path, Path or None)
+        Lesion studies' behaviour and summary tables in the folder or below it
+        (:func:`find_lesion_tables`).
     """
 
     def __init__(self, path, summary, recording, units, maps, networks, tables, designs,
-                 problems):
+                 problems, lesions=()):
         self.path = path
         self.summary = summary
         self.recording = recording
@@ -56,6 +59,7 @@ class Analysis:
         self.tables = tables
         self.designs = designs
         self.problems = problems
+        self.lesions = list(lesions)
 
     def __repr__(self):
         return (f"Analysis({str(self.path)!r}, {len(self.maps)} maps, {len(self.networks)} "
@@ -207,10 +211,13 @@ def load_analysis(analysis_dir, *, recording=None, verbose=0):
     summary_path = analysis / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     statmaps = sorted(analysis.glob("*_stat-z_statmap.nii*"))
-    if not summary and not statmaps and not (analysis / "networks.tsv").exists():
+    lesions = find_lesion_tables(analysis)
+    if not summary and not statmaps and not (analysis / "networks.tsv").exists() \
+            and not lesions:
         raise FileNotFoundError(
             f"{analysis} holds no analysis outputs (summary.json, *_stat-z_statmap.nii.gz, "
-            "networks.tsv); run `llmfmri run` first, or give its --out folder."
+            "networks.tsv, *-behaviour.tsv of a lesion study); run `llmfmri run` first, or "
+            "give its --out folder."
         )
     rec = _open_recording(recording, analysis, runs=summary.get("runs"))
     units = rec.units if rec is not None else None
@@ -265,7 +272,39 @@ def load_analysis(analysis_dir, *, recording=None, verbose=0):
                                       per_layer=str(row.get("per_layer")) == "True", **kw)
     designs = {p.name.replace("_design.tsv", ""): read_tsv(p, index_col=0)
                for p in sorted(analysis.glob("*_design.tsv"))}
-    return Analysis(analysis, summary, rec, units, maps, networks, tables, designs, problems)
+    return Analysis(analysis, summary, rec, units, maps, networks, tables, designs, problems,
+                    lesions)
+
+
+def find_lesion_tables(folder):
+    """Lesion studies' behaviour tables in ``folder`` and its subfolders (two levels).
+
+    A lesion study (``llmfmri lesion``, ``LesionStudy.save``,
+    ``WeightLesionStudy.save``) writes ``<prefix>-behaviour.tsv`` with the
+    columns ``condition`` (``intact``, ``lesion`` and control kinds), ``measure``,
+    ``set`` and ``value``, next to ``<prefix>-summary.tsv``.
+
+    Returns
+    -------
+    list of (Path, Path or None)
+        Each behaviour table and its summary table (None when absent), sorted.
+    """
+    from ..io import read_tsv
+
+    folder = Path(folder)
+    found = []
+    for pattern in ("*-behaviour.tsv", "*/*-behaviour.tsv", "*/*/*-behaviour.tsv"):
+        for path in sorted(folder.glob(pattern)):
+            try:
+                head = read_tsv(path, dtype=str)
+            except (OSError, ValueError):  # not a table: not a lesion study's
+                continue
+            if not {"condition", "measure", "set", "value"} <= set(head.columns) or \
+                    "lesion" not in set(head["condition"]):
+                continue
+            summary = path.with_name(path.name[: -len("-behaviour.tsv")] + "-summary.tsv")
+            found.append((path, summary if summary.exists() else None))
+    return found
 
 
 def _display_threshold(network):
@@ -330,6 +369,9 @@ def _provenance(a):
                                               "llmfmri_version") if k in s}
     if "seconds" in s:
         info["analysis"]["seconds"] = s["seconds"]
+    if isinstance(s.get("settings"), dict):  # a lesion study's summary.json
+        info["lesion study"] = s["settings"]
+        info["model"]["id"] = info["model"]["id"] or s["settings"].get("model")
     if meta.get("versions"):
         info["versions when recorded"] = meta["versions"]
     import matplotlib
@@ -395,7 +437,8 @@ def make_report(analysis_dir, *, recording=None, command=None, title=None, thres
     """
     a = load_analysis(analysis_dir, recording=recording, verbose=verbose)
     s = a.summary
-    model = s.get("model") or (a.recording.identity.get("model_id") if a.recording else None)
+    model = (s.get("model") or (s.get("settings") or {}).get("model")
+             or (a.recording.identity.get("model_id") if a.recording else None))
     paradigm_name = s.get("paradigm") or (a.recording.task if a.recording else None)
     subtitle = [f"model {model or 'unknown'}, paradigm {paradigm_name or 'unknown'}",
                 f"analysis folder {a.path}"]
@@ -486,6 +529,20 @@ def make_report(analysis_dir, *, recording=None, command=None, title=None, thres
         if "identification" in a.tables:
             rep.add_details("Predictions of every held-out block",
                             [_table(a.tables["identification"])], section="Decoding")
+
+    for behaviour, summary in a.lesions:
+        logger.debug("report: lesion %s", behaviour)
+        where = behaviour.parent.relative_to(a.path)
+        name = behaviour.name[: -len("-behaviour.tsv")]
+        label = name if str(where) == "." else f"{where}/{name}"
+        try:
+            rep.add_lesion(behaviour, summary, title=f"{label}", label=label,
+                           caption=f"{behaviour.relative_to(a.path)}: intact (black), the "
+                                   "lesion (red, interval over items) and every control draw "
+                                   "(points; bars: their median).")
+        except DataError as err:
+            rep.add_text(f"{behaviour.name} could not be plotted: {err}", section="Lesions",
+                         note=True)
 
     if a.recording is not None and max_frames and a.maps:
         logger.debug("report: time courses")

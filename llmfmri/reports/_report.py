@@ -21,7 +21,7 @@ REPORT_NAME = "report.html"
 
 #: The sections :func:`make_report` fills, in page order.
 SECTIONS = ("Summary", "Paradigm", "Design matrices", "Contrast maps", "Networks", "Overlap",
-            "Repeatability", "Decoding", "Time courses", "Provenance", "Command")
+            "Repeatability", "Decoding", "Lesions", "Time courses", "Provenance", "Command")
 
 
 def _close(fig):
@@ -248,6 +248,42 @@ class Report:
         else:
             disp = plot_confusion_matrix(result)
         return self.add_figure(disp, section=section, alt="confusion matrix", caption=caption)
+
+    def add_lesion(self, behaviour, summary=None, *, title=None, label=None,
+                   section="Lesions", caption=None):
+        """A lesion's behaviour against the intact model and its controls (figure and tables).
+
+        Parameters
+        ----------
+        behaviour : pandas.DataFrame, str or Path
+            A lesion study's behaviour table (``lesion-behaviour.tsv``,
+            ``weight-lesion-behaviour.tsv``; see
+            :class:`llmfmri.plotting.LesionEffectDisplay`).
+        summary : pandas.DataFrame, str or Path, optional
+            Its ``-summary.tsv``: the lesion against each control distribution
+            (effect, spread, empirical p), shown as a table.
+        """
+        from ..plotting import LesionEffectDisplay
+
+        disp = LesionEffectDisplay.from_table(behaviour, label=label).plot()
+        self.add_figure(disp, title, section=section, caption=caption,
+                        alt=f"behaviour under the lesion {disp.label!r} and its controls")
+        if summary is not None:
+            if not isinstance(summary, pd.DataFrame):
+                from ..io import read_tsv
+
+                summary = read_tsv(summary)
+            if "subset" in summary:
+                summary = summary[summary["subset"].astype(str) == "all"]
+            cols = [c for c in ("measure", "set", "control", "intact", "lesion", "effect",
+                                "control_mean", "control_sd", "n_controls", "z",
+                                "p_empirical") if c in summary]
+            self.add_table(summary[cols], section=section,
+                           caption="The lesion against each control distribution: effect = "
+                                   "lesion - intact; control_mean and control_sd: the same "
+                                   "effect under the control draws; empirical p = (1 + controls "
+                                   "at least as extreme) / (1 + n_controls).")
+        return self
 
     def add_provenance(self, info, *, section="Provenance", title=None):
         """A two-column table of provenance (a dict of name -> value; nested dicts flattened)."""
