@@ -15,7 +15,7 @@ import logging
 import shlex
 import sys
 
-from ._utils import set_verbose
+from ._utils import did_you_mean, set_verbose
 from ._version import __version__
 from .commands import COMMANDS
 
@@ -72,8 +72,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"llmfmri.commands.{name}")
+        # no abbreviations: `--layer` must not silently mean `--layers` (or a later option)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION,
-                           epilog=getattr(module, "EPILOG", None),
+                           epilog=getattr(module, "EPILOG", None), allow_abbrev=False,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         _verbosity_options(p, defaults=False)
@@ -81,11 +82,28 @@ def build_parser():
     return parser
 
 
+def _unrecognized(parser, args, extra):
+    """Report unknown arguments as the command's own error, with a did-you-mean."""
+    sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None)) \
+        if parser._subparsers is not None else None
+    target = sub or parser
+    options = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    hint = ""
+    for item in extra:
+        if item.startswith("--"):
+            hint = did_you_mean(item.split("=", 1)[0], options)
+            if hint:
+                break
+    target.error(f"unrecognized arguments: {' '.join(extra)}.{hint}")
+
+
 def main(argv=None):
     """Entry point of the ``llmfmri`` console script; returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _unrecognized(parser, args, extra)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

@@ -131,3 +131,14 @@ def test_no_import_error_is_swallowed(monkeypatch):
     monkeypatch.setattr("llmfmri.cli.COMMANDS", commands.COMMANDS)
     with pytest.raises(ModuleNotFoundError, match="llmfmri.commands.no_such_command"):
         build_parser()
+
+
+def test_unknown_or_abbreviated_options_are_the_command_s_error(capsys):
+    """A misspelled option names the command and suggests the option; no prefix matching."""
+    assert main(["truncate", "--out", "x", "--n-itmes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "llmfmri truncate: error: unrecognized arguments: --n-itmes 5." in err
+    assert "Did you mean '--n-items'?" in err
+    # a prefix of an option is not that option (it would silently run something else)
+    assert main(["truncate", "--out", "x", "--layer", "27"]) == 2
+    assert "Did you mean '--layers'?" in capsys.readouterr().err

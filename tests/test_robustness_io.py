@@ -140,3 +140,33 @@ def test_bids_space_label_must_be_a_label(tmp_path):
                                               r"Did you mean 'myunits'\?"):
         rec.to_bids(tmp_path / "bids", space_label="my units")
     assert not (tmp_path / "bids").exists()
+
+
+def test_written_files_get_the_mode_of_new_files(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600): the files must end up as any new file
+    would (0666 & ~umask), or results on shared storage are unreadable by the group."""
+    import os
+    import stat
+
+    import pandas as pd
+
+    from llmfmri._utils import atomic_write_text
+    from llmfmri.io import OutputSet, write_tsv
+
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import llmfmri._utils.files as files
+
+        importlib.reload(files)  # the umask is read once, at import
+        write_tsv(pd.DataFrame({"a": [1]}), tmp_path / "t.tsv")
+        atomic_write_text(tmp_path / "a.txt", "x")
+        out = OutputSet(tmp_path / "set")
+        out.add_json("s.json", {"a": 1})
+        out.write()
+        for path in (tmp_path / "t.tsv", tmp_path / "a.txt", tmp_path / "set" / "s.json"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    finally:
+        os.umask(old)
+        importlib.reload(files)

@@ -572,3 +572,20 @@ def test_every_sweep_file_in_the_repository_is_valid():
     roles = [c.params["lesion_role"] for c in lesion.cells()]
     assert roles.count("control") > 0 and roles.count("intact") > 0
     assert lesion.group["paired"] == "lesion" and "behaviour" in lesion.steps
+
+
+def test_validate_checks_sweep_files(tmp_path, capsys):
+    """`llmfmri validate` on a sweep file validates it as a sweep, not as a paradigm."""
+    from pathlib import Path
+
+    from llmfmri.cli import main as cli_main
+
+    good = Path(__file__).resolve().parents[1] / "sweeps" / "lesion_controls.yaml"
+    assert cli_main(["-q", "validate", str(good)]) == 0
+    assert "valid sweep (15 cells)" in capsys.readouterr().out
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(good.read_text().replace("factor: 4", "factr: 4"))
+    assert cli_main(["-q", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "axes.lesion[1].factr: unknown key 'factr'" in err and "Did you mean 'factor'" in err
+    assert "conditions" not in err          # not read as a paradigm

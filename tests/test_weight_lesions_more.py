@@ -337,6 +337,14 @@ def test_importance_and_truncate_commands(tiny_dir, tmp_path, capsys):
             "importance.tsv", "regions.tsv", "importance.safetensors", "summary.json"} <= files
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["fraction"] == 0.05
+    # one text set: the default regions leave 'specific' out; asking for it says how to fix it
+    one = ["--model", str(tiny_dir), "--texts", str(texts), "--max-length", "32"]
+    assert _run(["--out", str(tmp_path / "one")] + one, importance.add_arguments,
+                importance.run) == 0
+    assert not list((tmp_path / "one").glob("*specific*"))
+    with pytest.raises(ValueError, match="leave 'specific' out of --regions"):
+        _run(["--out", str(tmp_path / "one2"), "--regions", "specific"] + one,
+             importance.add_arguments, importance.run)
     with pytest.raises(FileExistsError, match="already exists"):
         _run(argv, importance.add_arguments, importance.run)
     with pytest.raises(ValueError, match="--fraction must be in"):
@@ -394,6 +402,22 @@ def test_lesion_weights_options(tiny_dir, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         _run(["--out", str(tmp_path / "n"), "--weights", str(tmp_path / "nope.json")] + base,
              add, lesion.run)
+    assert json.loads((tmp_path / "w" / "weight-lesion.json").read_text())["settings"][
+        "n_random"] == 2                                   # the controls drawn, recorded
+    nowhere = ["--model", str(tmp_path / "no-model")]     # refused before any model loads
+    with pytest.raises(ValueError, match="takes no strategy"):
+        _run(["--out", str(tmp_path / "n"), "--truncation", "mlp_in", "1", "0.25", "--strategy",
+              "scale", "--factor", "4"] + nowhere, add, lesion.run)
+    with pytest.raises(ValueError, match="Did you mean 'mlp_in'"):
+        _run(["--out", str(tmp_path / "n"), "--truncation", "mlp_inn", "1", "0.25"] + nowhere,
+             add, lesion.run)
+    with pytest.raises(ValueError, match="--strategy mean lesions units only"):
+        _run(["--out", str(tmp_path / "n"), "--weights", str(tmp_path / "core.json"),
+              "--strategy", "mean"] + nowhere, add, lesion.run)
+    with pytest.raises(ValueError, match=r"is not a layer of the model: it has 2 layers, 0\.\.1"):
+        _run(["--out", str(tmp_path / "n"), "--truncation", "mlp_in", "40", "0.1"] + base,
+             add, lesion.run)
+    assert not (tmp_path / "n").exists()
     with pytest.raises(ValueError, match="--truncation needs MATRIX LAYER RHO"):
         _run(["--out", str(tmp_path / "n"), "--truncation", "mlp_in", "x", "0.1"] + base,
              add, lesion.run)
@@ -411,3 +435,11 @@ def test_random_regions_respect_matrices_of_a_saved_region(tmp_path):
     r.save(tmp_path / "r")
     c = random_regions(r, 1, random_state=0)[0]
     assert c.names == r.names == ["layers.0.mlp_in", "layers.1.mlp_in"]
+
+
+def test_command_matrix_kinds_are_the_library_s():
+    """The commands list the matrix kinds without importing the library: the same kinds."""
+    from llmfmri.commands.importance import _KINDS
+    from llmfmri.lesions import MATRIX_KINDS
+
+    assert tuple(_KINDS) == tuple(MATRIX_KINDS)

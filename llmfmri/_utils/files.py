@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "get_data_home",
+    "new_file_mode",
     "check_writable",
     "atomic_path",
     "atomic_write_bytes",
@@ -53,6 +54,26 @@ def check_writable(path, *, overwrite=False):
     return path
 
 
+def _umask():
+    mask = os.umask(0o022)  # read it (the only way), then put it back
+    os.umask(mask)
+    return mask
+
+
+#: the process's umask when llmfmri was imported
+_UMASK = _umask()
+
+
+def new_file_mode(path):
+    """Give a temporary file the mode a new file would get (``0o666 & ~umask``).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0600);
+    renamed into place they would keep that mode, and results on shared storage
+    (a Ray cluster's output folder) could not be read by the rest of the group.
+    """
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, overwrite=False):
     """Yield a temporary path beside ``path`` (same suffixes); rename it over ``path`` on success.
@@ -72,6 +93,7 @@ def atomic_path(path, *, overwrite=False):
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    new_file_mode(tmp)
     try:
         yield tmp
         if overwrite:

@@ -51,13 +51,35 @@ def wants_weights(args):
 
 
 def _truncation_args(values):
+    from .._utils import check_fraction, check_option
+    from .importance import _KINDS
+
     matrix, layer, rho = values
     try:
         layer, rho = int(layer), float(rho)
     except ValueError:
         raise ValueError(f"--truncation needs MATRIX LAYER RHO, e.g. 'mlp_in 27 0.01', but got "
                          f"{' '.join(values)!r}.") from None
+    check_option("--truncation MATRIX", matrix, _KINDS)
+    if layer < 0:
+        raise ValueError(f"--truncation LAYER must be a layer index >= 0, but got {layer}.")
+    check_fraction("--truncation RHO", rho, inclusive=(True, True))
     return matrix, layer, rho
+
+
+def _check_settings(args):
+    """What can be checked before a model is loaded: strategy and its parameters."""
+    if args.truncation is not None:
+        given = [f"--{a}" for a in ("factor", "sigma") if getattr(args, a) is not None]
+        if args.strategy != "zero" or given:
+            raise ValueError(
+                f"--truncation replaces a matrix by its low-rank approximation and takes no "
+                f"strategy, but got --strategy {args.strategy}"
+                + (f" and {' '.join(given)}" if given else "") + "; leave them out.")
+        return
+    if args.strategy not in ("zero", "scale", "noise"):
+        raise ValueError(f"--strategy {args.strategy} lesions units only; weight lesions take "
+                         "zero, scale (--factor) or noise (--sigma).")
 
 
 def _plan(args, model):
@@ -68,15 +90,19 @@ def _plan(args, model):
                            random_regions)
 
     strategy, factor, sigma, seed = args.strategy, args.factor, args.sigma, args.seed
-    if strategy not in ("zero", "scale", "noise"):
-        raise ValueError(f"--strategy {strategy} lesions units only; weight lesions take zero, "
-                         "scale (--factor) or noise (--sigma).")
+    _check_settings(args)
     controls = {}
     n_random = int(args.n_random)
     if n_random < 0:
         raise ValueError(f"--n-random must be >= 0, but got {n_random}.")
     if args.truncation is not None:
         matrix, layer, rho = _truncation_args(args.truncation)
+        from ..models import get_adapter
+
+        n_layers = get_adapter(model).n_layers
+        if layer >= n_layers:
+            raise ValueError(f"--truncation LAYER {layer} is not a layer of the model: it has "
+                             f"{n_layers} layers, 0..{n_layers - 1}.")
         cache = SVDCache()
         main = Truncation(matrix, layer, rho, svd_cache=cache)
         if n_random:
@@ -137,6 +163,7 @@ def run_weights(args):
                 raise FileNotFoundError(f"Region file {p} does not exist.")
     if args.truncation is not None:
         _truncation_args(args.truncation)
+    _check_settings(args)
     tasks = [load_paradigm(t) for t in (DEFAULT_TASKS if args.tasks is None else args.tasks)]
     texts = gather_texts(args.texts, None, default=None) if args.texts else default_text_sets()
     early = OutputSet(args.out, overwrite=args.overwrite)
@@ -149,9 +176,12 @@ def run_weights(args):
                                 max_length=args.max_length, out=args.out,
                                 overwrite=args.overwrite, verbose=args.verbose)
     print(main)
-    cols = ["measure", "set", "subset", "control", "intact", "lesion", "control_mean",
-            "control_sd", "p_empirical"]
+    cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
+            "control_mean", "control_sd", "p_empirical"]
     table = study.summary[study.summary["subset"] == "all"][cols]
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("(intact, lesion: the measure; effect = lesion - intact; control_mean, control_sd: "
+          "the same effect under the control draws; p_empirical = (1 + controls at least as "
+          "extreme) / (1 + n_controls))")
     print(f"Wrote the weight-lesion tables and weight-lesion.json to {args.out}")
     return 0

@@ -23,12 +23,18 @@ Lesion a saved region with: llmfmri lesion --weights DIR/region-core.json --out 
 """
 
 
+#: the matrix kinds of llmfmri.lesions.MATRIX_KINDS (kept here: commands import argparse only)
+_KINDS = ("q", "k", "v", "o", "mlp_gate", "mlp_in", "mlp_out")
+
+
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None,
                         help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--revision", default=None,
+                        help="a Hub revision (branch, tag or commit) of --model")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
     parser.add_argument("--texts", nargs="+", default=None, metavar="SOURCE",
                         help="text sets: paradigms, .txt or .tsv files (default: domains)")
     parser.add_argument("--languages", nargs="+", default=None, metavar="LOCALE",
@@ -36,13 +42,14 @@ def add_arguments(parser):
                              "ru zh_CN (with their English originals as set 'en')")
     parser.add_argument("--fraction", type=float, default=0.01,
                         help="share of each matrix in a region (default 0.01 = 1%%)")
-    parser.add_argument("--regions", nargs="+", default=["core", "bottom", "random", "specific"],
+    parser.add_argument("--regions", nargs="+", default=None,
                         choices=["core", "bottom", "random", "specific"],
-                        help="regions to write (default all four)")
+                        help="regions to write (default: core, bottom, random, and specific "
+                             "when there are two or more text sets)")
+    parser.add_argument("--kinds", nargs="+", default=None, choices=list(_KINDS),
+                        help="matrix kinds (default all)")
     parser.add_argument("--n-random", type=int, default=1,
                         help="random regions matched to the core per matrix (default 1)")
-    parser.add_argument("--kinds", nargs="+", default=None,
-                        help="matrix kinds (q k v o mlp_gate mlp_in mlp_out; default all)")
     parser.add_argument("--layers", nargs="+", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=256,
                         help="tokens per window (default 256)")
@@ -86,8 +93,12 @@ def run(args):
         raise ValueError(f"--fraction must be in (0, 1], but got {args.fraction}.")
     sets = gather_texts(args.texts, args.languages)
     labels = check_unique_labels(list(sets), label=bids_label, what="text set")
+    if args.regions is None:
+        args.regions = ["core", "bottom", "random"] + (["specific"] if len(sets) >= 2 else [])
     if "specific" in args.regions and len(sets) < 2:
-        raise ValueError("--regions specific needs at least two text sets.")
+        raise ValueError(f"--regions specific needs at least two text sets (a set's top "
+                         f"fraction minus the others'), but there is one ({list(sets)}); add "
+                         "--texts or --languages, or leave 'specific' out of --regions.")
     names = []
     if "core" in args.regions:
         names.append("region-core")

@@ -32,8 +32,10 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder for the tables")
     parser.add_argument("--model", default=None,
                         help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--revision", default=None,
+                        help="a Hub revision (branch, tag or commit) of --model")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
     parser.add_argument("--localizer", default="language_localizer",
                         help="localizer paradigm: a library name or a YAML file "
                              "(default language_localizer)")
@@ -49,7 +51,10 @@ def add_arguments(parser):
     parser.add_argument("--sites", nargs="+", default=["resid_post"],
                         help="sites the localizer records (default resid_post)")
     parser.add_argument("--strategy", choices=["zero", "mean", "noise", "scale", "resample"],
-                        default="zero")
+                        default="zero",
+                        help="what the lesioned units become (default zero); mean, noise and "
+                             "resample take the localizer recording as their reference; weight "
+                             "lesions take zero, scale or noise")
     parser.add_argument("--factor", type=float, default=None, help="for --strategy scale")
     parser.add_argument("--n-random", type=int, default=5,
                         help="random networks with the same per-layer counts (default 5)")
@@ -70,7 +75,8 @@ def add_arguments(parser):
                         help="an existing localizer recording of the model, or where to record "
                              "it (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the control draws")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="texts scored per forward pass (default 8)")
     parser.add_argument("--max-length", type=int, default=None,
                         help="sliding-window length for perplexity (default: the model's context)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -118,9 +124,12 @@ def run(args):
         random_state=args.seed, batch_size=args.batch_size, max_length=args.max_length,
         verbose=args.verbose)
     print(study.network.describe())
-    cols = ["measure", "set", "subset", "control", "intact", "lesion", "control_mean",
-            "control_sd", "p_empirical"]
+    cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
+            "control_mean", "control_sd", "p_empirical"]
     table = study.summary[study.summary["subset"] == "all"][cols]
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("(intact, lesion: the measure; effect = lesion - intact; control_mean, control_sd: "
+          "the same effect under the control draws; p_empirical = (1 + controls at least as "
+          "extreme) / (1 + n_controls))")
     print(f"Wrote the tables and summary.json to {args.out}")
     return 0

@@ -7,17 +7,22 @@ DESCRIPTION = (
     "matrices, each contrast's maps and top units by layer, the networks, their overlap, "
     "repeatability, decoding, time courses, and provenance (model, weights hash, versions, "
     "seeds). Figures are embedded and styles inline: the file makes no request of any kind. "
-    "It reads maps and tables, not the recorded frames (the time courses read a few columns)."
+    "It reads maps and tables, not the recorded frames (the time courses read a few columns). "
+    "Lesion studies found in DIR or below it (the *-behaviour.tsv and *-summary.tsv of "
+    "`llmfmri lesion`) get a Lesions section: DIR may also be a lesion study's --out folder."
 )
-EPILOG = "Example: llmfmri report runs/demo   (writes runs/demo/analysis/report.html)"
+EPILOG = ("Examples:\n"
+          "  llmfmri report runs/demo     (writes runs/demo/analysis/report.html)\n"
+          "  llmfmri report runs/lesion   (a lesion study's folder: writes runs/lesion/report.html)")
 
 
 def add_arguments(parser):
     parser.add_argument("analysis", metavar="DIR",
                         help="The analysis folder (OUT/analysis) or the recording folder OUT "
-                             "of `llmfmri run`.")
+                             "of `llmfmri run`, or the --out folder of `llmfmri lesion`.")
     parser.add_argument("--out", "-o", default=None, metavar="FILE",
-                        help="The HTML file to write (default DIR/analysis/report.html).")
+                        help="The HTML file to write (default DIR/analysis/report.html, or "
+                             "DIR/report.html when DIR has no analysis folder).")
     parser.add_argument("--recording", default=None, metavar="REC",
                         help="The recording folder (default: the folder above the analysis).")
     parser.add_argument("--title", default=None, help="Title of the report.")

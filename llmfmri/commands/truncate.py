@@ -20,14 +20,19 @@ examples:
 """
 
 
+from .importance import _KINDS  # noqa: E402  (argparse-only module)
+
+
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None,
                         help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--revision", default=None,
+                        help="a Hub revision (branch, tag or commit) of --model")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
     parser.add_argument("--matrices", nargs="+", default=["mlp_in", "mlp_out"],
-                        choices=["q", "k", "v", "o", "mlp_gate", "mlp_in", "mlp_out"],
+                        choices=list(_KINDS),
                         help="matrix kinds tau (default mlp_in mlp_out)")
     parser.add_argument("--layers", nargs="+", type=int, default=None,
                         help="layers l (default every layer)")
@@ -51,8 +56,10 @@ def add_arguments(parser):
                              "paradigm; give none to skip)")
     parser.add_argument("--n-controls", type=int, default=5,
                         help="random-component truncations of the chosen matrix (default 5)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the random-component controls (default 0)")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="items scored per forward pass (default 16)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -103,7 +110,10 @@ def run(args):
               else pd.DataFrame()}
     for name, table in tables.items():
         out.add_tsv(table_path(args.out, name).name, table)
-    summary = {"settings": res.settings, "intact_validation": res.intact_validation,
+    info = getattr(model, "llmfmri_info", {})
+    summary = {"model": info.get("model_id"), "model_weights": info.get("weights_sha256"),
+               "command": getattr(args, "command_line", None),
+               "settings": res.settings, "intact_validation": res.intact_validation,
                "best": res.best, "test_difference": res.test.attrs.get("difference"),
                "controls": (res.controls.attrs.get("comparison")
                             if res.controls is not None else None),

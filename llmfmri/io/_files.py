@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable
+from .._utils import (atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable,
+                      new_file_mode)
 from ..exceptions import OutputNameError
 
 __all__ = [
@@ -291,6 +292,7 @@ def _stage(path, payload):
     """Write ``payload`` to a temporary file beside ``path`` (fsynced); return its path."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        new_file_mode(tmp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()

@@ -189,7 +189,7 @@ def weight_lesion_study(model, lesion, *, controls=None, n_random=5, texts=None,
     items = pd.concat(parts, ignore_index=True)
     behaviour = behaviour_table(items, random_state=random_state)
     summary = compare_conditions(behaviour, controls=tuple(ctrl))
-    settings = {"lesion": main.describe(), "n_random": n_random,
+    settings = {"lesion": main.describe(), "n_random": len(ctrl.get("random", ())),
                 "controls": {k: [c.label for c in v] for k, v in ctrl.items()},
                 "text_sets": {k: len(v) for k, v in text_sets.items()},
                 "tasks": [t.name for t in task_list], "random_state": random_state,

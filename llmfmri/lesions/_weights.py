@@ -244,6 +244,7 @@ def matrix_names(model, kinds=None, layers=None):
 
     Examples
     --------
+    >>> from llmfmri.lesions import matrix_names
     >>> from llmfmri.models import tiny_model
     >>> matrix_names(tiny_model("gpt2"), layers=0)
     ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.0.mlp_in', 'layers.0.mlp_out']
@@ -483,7 +484,7 @@ def weight_lesion(model, region, strategy="zero", *, factor=None, sigma=None, ra
     Examples
     --------
     >>> from llmfmri.models import tiny_model
-    >>> from llmfmri.lesions import WeightRegion
+    >>> from llmfmri.lesions import WeightRegion, weight_lesion
     >>> model = tiny_model("llama")
     >>> region = WeightRegion.from_entries(model, {"layers.1.o": [(3, 5)]})
     >>> with weight_lesion(model, region) as les:

@@ -7,6 +7,7 @@ a few columns of the first ``max_frames`` frames of one run.
 
 from __future__ import annotations
 
+import html
 import json
 import platform
 import re
@@ -276,6 +277,19 @@ def load_analysis(analysis_dir, *, recording=None, verbose=0):
                     lesions)
 
 
+def _lesion_sidecar(behaviour):
+    """The study's JSON next to its behaviour table (``<prefix>.json`` or ``summary.json``)."""
+    prefix = behaviour.name[: -len("-behaviour.tsv")]
+    for path in (behaviour.with_name(f"{prefix}.json"), behaviour.with_name("summary.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+            return data
+    return {}
+
+
 def find_lesion_tables(folder):
     """Lesion studies' behaviour tables in ``folder`` and its subfolders (two levels).
 
@@ -438,7 +452,9 @@ def make_report(analysis_dir, *, recording=None, command=None, title=None, thres
     a = load_analysis(analysis_dir, recording=recording, verbose=verbose)
     s = a.summary
     model = (s.get("model") or (s.get("settings") or {}).get("model")
-             or (a.recording.identity.get("model_id") if a.recording else None))
+             or (a.recording.identity.get("model_id") if a.recording else None)
+             or next((_lesion_sidecar(b)["settings"].get("model") for b, _ in a.lesions
+                      if _lesion_sidecar(b)), None))
     paradigm_name = s.get("paradigm") or (a.recording.task if a.recording else None)
     subtitle = [f"model {model or 'unknown'}, paradigm {paradigm_name or 'unknown'}",
                 f"analysis folder {a.path}"]
@@ -535,14 +551,21 @@ def make_report(analysis_dir, *, recording=None, command=None, title=None, thres
         where = behaviour.parent.relative_to(a.path)
         name = behaviour.name[: -len("-behaviour.tsv")]
         label = name if str(where) == "." else f"{where}/{name}"
+        sidecar = _lesion_sidecar(behaviour)
+        lesion_label = (sidecar.get("lesion") or {}).get("label") or label
         try:
-            rep.add_lesion(behaviour, summary, title=f"{label}", label=label,
+            rep.add_lesion(behaviour, summary, title=f"{label}", label=lesion_label,
                            caption=f"{behaviour.relative_to(a.path)}: intact (black), the "
                                    "lesion (red, interval over items) and every control draw "
                                    "(points; bars: their median).")
         except DataError as err:
             rep.add_text(f"{behaviour.name} could not be plotted: {err}", section="Lesions",
                          note=True)
+            continue
+        if sidecar:
+            settings = json.dumps(sidecar["settings"], indent=1, default=str)
+            rep.add_details(f"Settings of {label}", [f"<pre>{html.escape(settings)}</pre>"],
+                            section="Lesions")
 
     if a.recording is not None and max_frames and a.maps:
         logger.debug("report: time courses")
