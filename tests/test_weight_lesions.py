@@ -394,3 +394,31 @@ def test_dimension_profile_scan_and_controls(tiny_models):
     assert _same(model, state)
     with pytest.raises(DataError, match="only 31 dimensions outside"):
         compare_dimensions(model, TEXTS, layer=1, dims=[0], n_controls=40)
+
+
+def test_region_files_are_packed_bits_and_version_1_still_reads(tmp_path):
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    masks = {"layers.0.q": rng.random((13, 7)) < 0.2, "layers.1.mlp_in": rng.random((5, 3)) < 0.5}
+    region = WeightRegion(masks, label="r")
+    region.save(tmp_path / "r")
+    stored = load_file(str(tmp_path / "r.safetensors"))
+    assert stored["layers.0.q"].dtype == np.uint8 and stored["layers.0.q"].size == (91 + 7) // 8
+    back = load_region(tmp_path / "r")
+    assert all(np.array_equal(back.masks[n], masks[n]) for n in masks)
+    # a version-1 file (one bool per weight) is read as before
+    meta = json.loads((tmp_path / "r.json").read_text())
+    meta.pop("encoding")
+    meta["version"] = 1
+    (tmp_path / "v1.json").write_text(json.dumps(meta))
+    save_file({n: m for n, m in masks.items()}, str(tmp_path / "v1.safetensors"))
+    old = load_region(tmp_path / "v1")
+    assert all(np.array_equal(old.masks[n], masks[n]) for n in masks)
+    # packed masks that do not fit the JSON's shapes are refused
+    save_file({"layers.0.q": stored["layers.0.q"][:3], "layers.1.mlp_in": stored["layers.1.mlp_in"]},
+              str(tmp_path / "r.safetensors"))
+    with pytest.raises(DataError, match="do not belong together"):
+        load_region(tmp_path / "r")

@@ -443,3 +443,27 @@ def test_command_matrix_kinds_are_the_library_s():
     from llmfmri.lesions import MATRIX_KINDS
 
     assert tuple(_KINDS) == tuple(MATRIX_KINDS)
+
+
+def test_lesion_command_records_itself_for_the_report(tiny_dir, tmp_path, capsys):
+    """`llmfmri lesion --weights ...` writes its command line into weight-lesion.json, and
+    `llmfmri report` on the folder shows the model, the lesion's label and the command."""
+    from llmfmri.cli import main
+    from llmfmri.lesions._importance import parameter_importance
+
+    model = tiny_model("llama")
+    parameter_importance(model, TEXTS, max_length=16).region("top", 0.05, label="core").save(
+        tmp_path / "core")
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(TEXTS["a"]))
+    out = tmp_path / "w"
+    argv = ["-q", "lesion", "--weights", str(tmp_path / "core.json"), "--model", str(tiny_dir),
+            "--texts", str(texts), "--tasks", "--n-random", "2", "--out", str(out)]
+    assert main(argv) == 0
+    saved = json.loads((out / "weight-lesion.json").read_text())
+    assert saved["command"].startswith("llmfmri -q lesion --weights")
+    assert main(["-q", "report", str(out)]) == 0
+    html_text = (out / "report.html").read_text()
+    assert "llmfmri -q lesion --weights" in html_text and "Settings of weight-lesion" in html_text
+    assert "under the lesion &#x27;core&#x27;" in html_text
+    capsys.readouterr()

@@ -142,6 +142,22 @@ def _plan(args, model):
     return main, controls, 0
 
 
+from pathlib import Path  # noqa: E402  (the commands import argparse and pathlib only)
+
+
+def record_command(path, args):
+    """Add the exact command line to a study's JSON (what ``llmfmri report`` shows)."""
+    import json
+
+    from .._utils import atomic_write_json
+
+    command = getattr(args, "command_line", None)
+    if command and path.is_file():
+        data = json.loads(path.read_text())
+        data["command"] = command
+        atomic_write_json(path, data, overwrite=True)
+
+
 def run_weights(args):
     """Run ``llmfmri lesion`` with ``--weights``, ``--dimension`` or ``--truncation``."""
     from ..io import OutputSet
@@ -153,8 +169,6 @@ def run_weights(args):
     if args.controls and args.weights is None:
         raise ValueError("--controls goes with --weights (saved regions).")
     if args.weights is not None:
-        from pathlib import Path
-
         stem = str(args.weights)
         for suffix in (".json", ".safetensors"):
             stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
@@ -175,6 +189,7 @@ def run_weights(args):
                                 tasks=tasks, random_state=args.seed, batch_size=args.batch_size,
                                 max_length=args.max_length, out=args.out,
                                 overwrite=args.overwrite, verbose=args.verbose)
+    record_command(Path(args.out) / "weight-lesion.json", args)
     print(main)
     cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
             "control_mean", "control_sd", "p_empirical"]

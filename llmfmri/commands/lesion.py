@@ -5,7 +5,8 @@ RHO`` it lesions weights instead (:mod:`llmfmri.commands._lesion_weights`), with
 same controls, behaviour and tables.
 """
 
-from ._lesion_weights import WEIGHT_EPILOG, add_weight_arguments, run_weights, wants_weights
+from ._lesion_weights import (WEIGHT_EPILOG, add_weight_arguments, record_command, run_weights,
+                              wants_weights)
 
 NAME = "lesion"
 HELP = "localize units, lesion them and measure behaviour against matched controls"
@@ -123,6 +124,9 @@ def run(args):
         localizer_recording=args.localizer_recording, out=args.out, overwrite=args.overwrite,
         random_state=args.seed, batch_size=args.batch_size, max_length=args.max_length,
         verbose=args.verbose)
+    from pathlib import Path
+
+    record_command(Path(args.out) / "summary.json", args)
     print(study.network.describe())
     cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
             "control_mean", "control_sd", "p_empirical"]

@@ -579,7 +579,9 @@ def make_report(analysis_dir, *, recording=None, command=None, title=None, thres
 
     logger.debug("report: provenance")
     rep.add_provenance(_provenance(a))
-    made_by = command or s.get("command")
+    made_by = command or s.get("command") or next(
+        (_lesion_sidecar(b).get("command") for b, _ in a.lesions
+         if _lesion_sidecar(b).get("command")), None)
     rep.add_command(made_by or "not recorded (summary.json has no 'command')",
                     title="Analysis", section="Command")
     rep.add_command(f"llmfmri report {a.path}", title="This report", section="Command")
