@@ -37,6 +37,7 @@ def did_you_mean(value, options, *, n=1, cutoff=0.6):
 
     Examples
     --------
+    >>> from llmfmri._utils import did_you_mean
     >>> did_you_mean("resid_pst", ["resid_post", "attn_out"])
     " Did you mean 'resid_post'?"
     """
@@ -62,6 +63,7 @@ def allowed_values(allowed, value, *, got=None):
 
     Examples
     --------
+    >>> from llmfmri._utils import allowed_values
     >>> allowed_values(("ols", "ar1"), "ar2")
     "'ols', 'ar1', but got 'ar2'. Did you mean 'ar1'?"
     """
@@ -85,6 +87,7 @@ def check_option(name, value, allowed, *, error=ValueError):
 
     Examples
     --------
+    >>> from llmfmri._utils import check_option
     >>> check_option("noise_model", "ols", ("ols", "ar1"))
     'ols'
     """
@@ -104,6 +107,7 @@ def check_positive_int(name, value, *, minimum=1, allow_none=False, error=ValueE
 
     Examples
     --------
+    >>> from llmfmri._utils import check_positive_int
     >>> check_positive_int("n_perm", 1000)
     1000
     >>> check_positive_int("n_perm", 0)
@@ -132,6 +136,7 @@ def check_fraction(name, value, *, low=0.0, high=1.0, inclusive=(False, True), e
 
     Examples
     --------
+    >>> from llmfmri._utils import check_fraction
     >>> check_fraction("alpha", 0.05)
     0.05
     """
@@ -168,6 +173,7 @@ def check_shape(name, shape, expected, *, other=None, error=ValueError):
 
     Examples
     --------
+    >>> from llmfmri._utils import check_shape
     >>> check_shape("values", (4,), (5,), other="units (a UnitSpace of 5 units)")
     Traceback (most recent call last):
     ...
@@ -193,6 +199,7 @@ def check_random_state(random_state, name="random_state"):
 
     Examples
     --------
+    >>> from llmfmri._utils import check_random_state
     >>> int(check_random_state(0).integers(10)) == int(check_random_state(0).integers(10))
     True
     """
@@ -215,6 +222,7 @@ def check_columns(name, columns, required, *, error=ValueError):
 
     Examples
     --------
+    >>> from llmfmri._utils import check_columns
     >>> check_columns("events", ["onset", "duraton"], ["onset", "duration"])
     Traceback (most recent call last):
     ...

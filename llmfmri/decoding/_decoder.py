@@ -107,6 +107,7 @@ class Decoder(BaseEstimator):
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.decoding import Decoder
     >>> rng = np.random.default_rng(0)
     >>> events = [pd.DataFrame({"onset": np.arange(200), "duration": 1,
     ...                         "trial_type": np.repeat(["a", "b"] * 5, 20),

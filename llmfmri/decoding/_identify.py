@@ -146,6 +146,7 @@ def identify(data, tasks, *, baseline=None, events=None, runs=None, units=None, 
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.decoding import identify
     >>> rng = np.random.default_rng(0)
     >>> kinds = ["a", "control", "b", "control"] * 3
     >>> events = [pd.DataFrame({"onset": np.arange(240), "duration": 1,

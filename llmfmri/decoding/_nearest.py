@@ -42,6 +42,7 @@ def nearest_networks(task, networks):
     >>> import numpy as np
     >>> from llmfmri.glm import UnitMap
     >>> from llmfmri.networks import threshold
+    >>> from llmfmri.decoding import nearest_networks
     >>> a = threshold(UnitMap(np.r_[6.0, 6.0, np.zeros(18)]), label="a")
     >>> b = threshold(UnitMap(np.r_[np.zeros(18), 6.0, 6.0]), label="b")
     >>> nearest_networks(np.r_[2.0, 1.5, np.zeros(18)], [a, b])["network"].tolist()

@@ -79,6 +79,7 @@ def collinear_groups(X, names, rtol=_RANK_RTOL):
     Examples
     --------
     >>> import numpy as np
+    >>> from llmfmri.design import collinear_groups
     >>> X = np.array([[1., 0, 1], [0, 1, 1], [1, 0, 1]])
     >>> collinear_groups(X, ["a", "b", "constant"])
     (2, [(['constant', 'a', 'b'], 'constant = a + b')])
@@ -142,6 +143,7 @@ def check_design_matrix(design_matrix, *, name="design_matrix", n_frames=None):
     Examples
     --------
     >>> import pandas as pd
+    >>> from llmfmri.design import DesignMatrixError, check_design_matrix
     >>> X = pd.DataFrame({"a": [1., 0, 1, 0], "b": [0., 1, 0, 1], "constant": 1.0})
     >>> try:
     ...     check_design_matrix(X)

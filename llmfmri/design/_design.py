@@ -383,6 +383,7 @@ def make_design_matrix(events, frame_times=None, *, n_frames=None, hrf_model=Non
     Examples
     --------
     >>> import pandas as pd
+    >>> from llmfmri.design import make_design_matrix
     >>> ev = pd.DataFrame({"onset": [2, 6], "duration": [2, 2], "trial_type": ["a", "a"]})
     >>> make_design_matrix(ev, 8, drift_model=None)["a"].tolist()
     [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]

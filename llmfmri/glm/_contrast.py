@@ -36,6 +36,7 @@ def expression_to_contrast_vector(expression, columns):
 
     Examples
     --------
+    >>> from llmfmri.glm import expression_to_contrast_vector
     >>> expression_to_contrast_vector("a - b", ["a", "b", "constant"]).tolist()
     [1.0, -1.0, 0.0]
     >>> expression_to_contrast_vector("(a + b) / 2", ["a", "b"]).tolist()

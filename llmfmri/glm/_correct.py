@@ -45,6 +45,8 @@ def correct(p_values, method="fdr"):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from llmfmri.glm import correct
     >>> correct(np.array([0.01, 0.02, 0.03, 0.5]), "fdr").round(3).tolist()
     [0.04, 0.04, 0.04, 0.5]
     """

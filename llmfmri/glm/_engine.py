@@ -689,6 +689,7 @@ def run_glm(Y, X, *, noise_model="ols", bins=None, first_frame="keep", rho=None,
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.glm import run_glm
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame({"task": np.tile([0.0] * 10 + [1.0] * 10, 5), "constant": 1.0})
     >>> Y = rng.standard_normal((100, 3)); Y[:, 0] += 2 * X["task"].to_numpy()

@@ -112,6 +112,7 @@ class FirstLevelGLM(BaseEstimator):
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.glm import FirstLevelGLM
     >>> rng = np.random.default_rng(0)
     >>> ev = pd.DataFrame({"onset": np.arange(80), "duration": 1,
     ...                    "trial_type": np.repeat(["a", "b"] * 4, 10)})

@@ -89,6 +89,7 @@ def fit_mixed(data, events=None, *, units=None, by="prompt_id", condition="trial
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.glm import fit_mixed
     >>> rng = np.random.default_rng(0)
     >>> ev = pd.DataFrame({"onset": np.arange(120), "duration": 1,
     ...                    "trial_type": np.repeat(["a", "b"] * 6, 10),

@@ -161,6 +161,7 @@ class SecondLevelGLM(BaseEstimator):
     Examples
     --------
     >>> import numpy as np
+    >>> from llmfmri.glm import SecondLevelGLM
     >>> rng = np.random.default_rng(0)
     >>> effects = [rng.standard_normal(6) + [3, 0, 0, 0, 0, 0] for _ in range(12)]
     >>> slm = SecondLevelGLM().fit(effects)

@@ -29,6 +29,8 @@ def ratio_stat(effect, variance):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from llmfmri.glm._stats import ratio_stat
     >>> ratio_stat(np.array([2.0, 0.0, -1.0, 3.0]), np.array([4.0, 0.0, 0.0, 0.0])).tolist()
     [1.0, 0.0, -inf, inf]
     """
@@ -141,6 +143,8 @@ def z_from_t(t, dof):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from llmfmri.glm import z_from_t
     >>> float(np.round(z_from_t(1.959963984540054, np.inf), 6))
     1.959964
     >>> bool(np.isfinite(z_from_t(np.inf, 10.0)) and z_from_t(np.inf, 10.0) > z_from_t(1e300, 10.0))

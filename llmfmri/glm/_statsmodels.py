@@ -83,6 +83,7 @@ def fit_statsmodels(Y, X, *, units=None, model="ols", family=None, cov_type="non
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.glm import fit_statsmodels
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame({"task": np.tile([0.0] * 5 + [1.0] * 5, 4), "constant": 1.0})
     >>> Y = rng.standard_normal((40, 3))

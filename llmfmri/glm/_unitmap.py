@@ -59,6 +59,7 @@ class UnitMap:
     Examples
     --------
     >>> from llmfmri.units import UnitSpace
+    >>> from llmfmri.glm import UnitMap
     >>> space = UnitSpace({"layers.0.resid_post": 4})
     >>> m = UnitMap([0.5, 2.0, -1.0, 3.1], space, stat_type="t", output_type="z_score")
     >>> m.to_frame()[["site", "index", "value"]].shape

@@ -153,6 +153,7 @@ class OutputSet:
     Examples
     --------
     >>> import pandas as pd, tempfile
+    >>> from llmfmri.io import OutputSet
     >>> out = OutputSet(tempfile.mkdtemp())
     >>> _ = out.add_tsv("networks.tsv", pd.DataFrame({"task": ["a"], "n_units": [3]}))
     >>> [p.name for p in out.write()]

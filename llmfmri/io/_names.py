@@ -52,6 +52,7 @@ def bids_label(text):
 
     Examples
     --------
+    >>> from llmfmri.io import bids_label
     >>> bids_label("HuggingFaceTB/SmolLM2-135M-Instruct")
     'SmolLM2135MInstruct'
     >>> bids_label("functional_networks")
@@ -69,6 +70,7 @@ def contrast_label(expression):
 
     Examples
     --------
+    >>> from llmfmri.io import contrast_label
     >>> contrast_label("medical_imaging - control")
     'medicalImagingMinusControl'
     >>> contrast_label("a; b")
@@ -112,6 +114,7 @@ def check_unique_labels(texts, label=contrast_label, *, labels=None, what="contr
 
     Examples
     --------
+    >>> from llmfmri.io import check_unique_labels
     >>> check_unique_labels(["a - b", "a_b"])
     {'a - b': 'aMinusB', 'a_b': 'aB'}
     >>> check_unique_labels(["a_b - c", "aB - c"])
@@ -191,6 +194,7 @@ def stat_label(output_type, stat_type=None):
 
     Examples
     --------
+    >>> from llmfmri.io import stat_label
     >>> stat_label("stat", "t"), stat_label("z_score")
     ('t', 'z')
     """
@@ -216,6 +220,7 @@ def statmap_path(out_dir, label, output_type, stat_type=None, *, task=None):
 
     Examples
     --------
+    >>> from llmfmri.io import statmap_path
     >>> statmap_path("out", "aMinusB", "z_score").as_posix()
     'out/contrast-aMinusB_stat-z_statmap.nii.gz'
     """

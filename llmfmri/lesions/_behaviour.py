@@ -35,6 +35,7 @@ def match_answer(response, answer):
 
     Examples
     --------
+    >>> from llmfmri.lesions import match_answer
     >>> match_answer(" Paris, of course", "Paris"), match_answer(" 125", "12")
     (True, False)
     """
@@ -132,6 +133,7 @@ def wilson_interval(k, n, confidence=0.95):
 
     Examples
     --------
+    >>> from llmfmri.lesions import wilson_interval
     >>> [round(x, 3) for x in wilson_interval(8, 10)]
     [0.49, 0.943]
     """

@@ -92,6 +92,7 @@ def dimension_region(model, layer, dim, *, side="both", space="residual", kinds=
     Examples
     --------
     >>> from llmfmri.models import tiny_model
+    >>> from llmfmri.lesions import dimension_region
     >>> r = dimension_region(tiny_model("llama"), 1, 5)
     >>> r.label, sorted(r.counts().query("n_params > 0")["kind"])
     ('L1-residual-d5', ['k', 'mlp_gate', 'mlp_in', 'mlp_out', 'o', 'q', 'v'])

@@ -344,6 +344,7 @@ def lesion(model, units, strategy="zero", *, reference=None, condition=None,
     --------
     >>> import llmfmri as lf
     >>> from llmfmri.models import tiny_model
+    >>> from llmfmri.lesions import lesion
     >>> model = tiny_model("gpt2")
     >>> with lesion(model, [("layers.0.resid_post", 3), ("layers.1.resid_post", 5)]) as les:
     ...     les.n_units

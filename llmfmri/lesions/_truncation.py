@@ -176,6 +176,7 @@ def truncate(model, matrix, layer, rho, *, components="top", random_state=None, 
     Examples
     --------
     >>> from llmfmri.models import tiny_model
+    >>> from llmfmri.lesions import truncate
     >>> model = tiny_model("llama")
     >>> with truncate(model, "mlp_in", 1, 0.25) as les:
     ...     les.lesions[0].rank

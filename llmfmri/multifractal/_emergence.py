@@ -37,6 +37,7 @@ def degree_of_emergence(alpha0, width, *, reference=0):
 
     Examples
     --------
+    >>> from llmfmri.multifractal import degree_of_emergence
     >>> degree_of_emergence([1.68, 1.55, 1.45], [0.20, 0.30, 0.40]).round(3)
     array([0.   , 0.121, 0.294])
     """

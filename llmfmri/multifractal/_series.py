@@ -212,6 +212,7 @@ class NeuroMFA(BaseEstimator):
 
     Examples
     --------
+    >>> from llmfmri.multifractal import NeuroMFA
     >>> revs = ["step0", "step1000", "step143000"]
     >>> mfa = NeuroMFA().fit("EleutherAI/pythia-70m-deduped", revisions=revs)  # doctest: +SKIP
     >>> mfa.results_[["step", "alpha0", "width", "emergence"]]  # doctest: +SKIP

@@ -54,6 +54,7 @@ def save_networks(networks, out_dir, *, task=None, overwrite=False, table=True, 
     --------
     >>> import tempfile
     >>> from llmfmri.units import UnitSpace
+    >>> from llmfmri.networks import Network, save_networks
     >>> space = UnitSpace({"layers.0.resid_post": 4})
     >>> net = Network([1, 0, 1, 0], space, label="medical", alpha=0.05, correction="fdr")
     >>> for path in save_networks([net], tempfile.mkdtemp()):

@@ -91,6 +91,7 @@ class Network:
     Examples
     --------
     >>> from llmfmri.units import UnitSpace
+    >>> from llmfmri.networks import Network
     >>> space = UnitSpace({"layers.0.resid_post": 4, "layers.1.resid_post": 4})
     >>> a = Network([1, 1, 0, 0, 1, 0, 0, 0], space, label="a")
     >>> b = Network([0, 1, 1, 0, 1, 1, 0, 0], space, label="b")

@@ -74,6 +74,7 @@ def dice(a, b):
 
     Examples
     --------
+    >>> from llmfmri.networks import dice
     >>> dice([1, 1, 0, 0], [0, 1, 1, 0])
     0.5
     """
@@ -85,6 +86,7 @@ def jaccard(a, b):
 
     Examples
     --------
+    >>> from llmfmri.networks import jaccard
     >>> round(jaccard([1, 1, 0, 0], [0, 1, 1, 0]), 4)
     0.3333
     """
@@ -98,6 +100,7 @@ def overlap_coefficient(a, b):
 
     Examples
     --------
+    >>> from llmfmri.networks import overlap_coefficient
     >>> overlap_coefficient([1, 1, 0, 0], [1, 1, 1, 0])
     1.0
     """
@@ -141,7 +144,7 @@ def overlap_matrix(networks, metric="dice"):
 
     Examples
     --------
-    >>> from llmfmri.networks import Network
+    >>> from llmfmri.networks import Network, overlap_matrix
     >>> nets = {"a": Network([1, 1, 0, 0]), "b": Network([0, 1, 1, 0])}
     >>> overlap_matrix(nets)
          a    b
@@ -196,6 +199,7 @@ def conjunction(items, *, tail="positive", label=None):
     Examples
     --------
     >>> from llmfmri.glm import UnitMap
+    >>> from llmfmri.networks import conjunction
     >>> c = conjunction([UnitMap([3.0, 1.0, -2.0]), UnitMap([2.0, 4.0, 5.0])])
     >>> c.values.tolist()
     [2.0, 1.0, -2.0]
@@ -408,7 +412,7 @@ def overlap_test(a, b, *, metric="dice", n_permutations=1000, match="layer",
 
     Examples
     --------
-    >>> from llmfmri.networks import Network
+    >>> from llmfmri.networks import Network, overlap_test
     >>> a = Network([1] * 10 + [0] * 90, label="a")
     >>> b = Network([1] * 8 + [0] * 92, label="b")
     >>> res = overlap_test(a, b, match=None, random_state=0)

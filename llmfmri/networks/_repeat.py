@@ -44,6 +44,8 @@ def icc(ratings):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from llmfmri.networks import icc
     >>> x = np.array([1.0, 2.0, 3.0, 4.0])
     >>> icc(np.c_[x, x + 10.0])   # a constant shift keeps consistency
     1.0

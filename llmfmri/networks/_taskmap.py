@@ -81,6 +81,7 @@ class TaskMap:
     Examples
     --------
     >>> import numpy as np, pandas as pd
+    >>> from llmfmri.networks import task_map
     >>> rng = np.random.default_rng(0)
     >>> ev = pd.DataFrame({"onset": np.arange(160), "duration": 1,
     ...                    "trial_type": np.repeat(["task", "control"] * 4, 20),

@@ -78,6 +78,7 @@ def threshold(stat_map, *, alpha=0.05, correction="fdr", height=None, tail="posi
     --------
     >>> import numpy as np
     >>> from llmfmri.glm import UnitMap
+    >>> from llmfmri.networks import threshold
     >>> z = UnitMap(np.r_[5.0, 4.5, -6.0, np.zeros(97)], output_type="z_score")
     >>> threshold(z, alpha=0.05, correction="fdr").columns.tolist()
     [0, 1]
@@ -202,6 +203,7 @@ def top_k(stat_map, *, fraction=None, k=None, per_layer=False, tail="positive", 
     >>> import numpy as np
     >>> from llmfmri.units import UnitSpace
     >>> from llmfmri.glm import UnitMap
+    >>> from llmfmri.networks import top_k
     >>> space = UnitSpace({"layers.0.resid_post": 4, "layers.1.resid_post": 4})
     >>> m = UnitMap([9, 8, 7, 6, 1, 2, 3, 4], space, output_type="stat", stat_type="t")
     >>> top_k(m, k=2).columns.tolist()
@@ -283,6 +285,7 @@ def random_network(like, *, match="layer", random_state=None, label=None):
     Examples
     --------
     >>> from llmfmri.units import UnitSpace
+    >>> from llmfmri.networks import Network, random_network
     >>> space = UnitSpace({"layers.0.resid_post": 4, "layers.1.resid_post": 4})
     >>> net = Network([1, 1, 0, 0, 1, 0, 0, 0], space, label="a")
     >>> random_network(net, random_state=0).layer_profile()["n_units"].tolist()

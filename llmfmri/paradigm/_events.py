@@ -56,6 +56,7 @@ def make_events(schedule, n_frames, *, tokens=None, first_onset=0):
     Examples
     --------
     >>> import pandas as pd
+    >>> from llmfmri.paradigm import make_events
     >>> sched = pd.DataFrame({"run": [1, 1], "trial": [0, 1], "block": [0, 1],
     ...                       "trial_type": ["control", "task1"], "role": ["control", "task"],
     ...                       "prompt_id": ["control-001", "task1-001"]})
@@ -140,6 +141,7 @@ def collapse_events(events, by="prompt"):
     Examples
     --------
     >>> import pandas as pd
+    >>> from llmfmri.paradigm import collapse_events
     >>> frames = pd.DataFrame({"onset": [0, 1, 2, 3], "duration": 1,
     ...                        "trial_type": ["control", "control", "task1", "task1"],
     ...                        "block": [0, 0, 1, 1], "run": 1,

@@ -95,6 +95,7 @@ def library_paradigms():
 
     Examples
     --------
+    >>> from llmfmri.paradigm import library_paradigms
     >>> "functional_networks" in library_paradigms()  # doctest: +SKIP
     True
     """
@@ -131,6 +132,7 @@ class Paradigm:
 
     Examples
     --------
+    >>> from llmfmri.paradigm import load_paradigm
     >>> p = load_paradigm({"schema_version": 1, "name": "demo",
     ...     "conditions": {"control": {"role": "control", "prompts": ["Tea is", "Rain is"]},
     ...                    "maths": {"role": "task", "prompts": ["2 + 2 =", "3 + 5 ="]}},
@@ -253,6 +255,7 @@ class Paradigm:
 
         Examples
         --------
+        >>> from llmfmri.paradigm import load_paradigm
         >>> p = load_paradigm({"schema_version": 1, "name": "demo",
         ...     "conditions": {"a": {"role": "task", "prompts": ["x y", "y z", "z w"]},
         ...                    "b": {"role": "control", "prompts": ["u v", "v w", "w x"]}},
@@ -378,6 +381,7 @@ def load_paradigm(source, *, base_dir=None):
 
     Examples
     --------
+    >>> from llmfmri.paradigm import load_paradigm
     >>> p = load_paradigm({"schema_version": 1, "name": "tiny",
     ...     "conditions": {"words": {"role": "task", "prompts": ["The cat sat.", "A dog ran."]},
     ...                    "nonwords": {"role": "control", "prompts": ["Bla fep.", "Tor gim."]}},

@@ -51,6 +51,7 @@ def prompt_ids(name, n):
 
     Examples
     --------
+    >>> from llmfmri.paradigm._schedule import prompt_ids
     >>> prompt_ids("control", 3)
     ['control-001', 'control-002', 'control-003']
     """

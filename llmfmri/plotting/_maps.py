@@ -87,8 +87,10 @@ class UnitMapDisplay(Display):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from llmfmri.units import UnitSpace
     >>> from llmfmri.glm import UnitMap
+    >>> from llmfmri.plotting import UnitMapDisplay
     >>> space = UnitSpace({f"layers.{k}.resid_post": 16 for k in range(3)})
     >>> z = UnitMap(np.linspace(-4, 4, 48), space)
     >>> disp = UnitMapDisplay.from_map(z, threshold=2.0).plot()   # doctest: +SKIP

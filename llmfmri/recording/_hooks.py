@@ -98,6 +98,7 @@ def intervene(model, edits):
     Examples
     --------
     >>> from llmfmri.models import tiny_model
+    >>> from llmfmri.recording import intervene
     >>> model = tiny_model("gpt2")
     >>> def zero_unit_3(h):
     ...     h = h.clone(); h[..., 3] = 0; return h

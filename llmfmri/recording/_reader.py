@@ -36,6 +36,7 @@ class Recording:
 
     Examples
     --------
+    >>> from llmfmri.recording import Recording
     >>> rec = Recording("runs/fn")  # doctest: +SKIP
     >>> rec.frames(1).shape  # doctest: +SKIP
     (384, 17280)

@@ -318,6 +318,8 @@ def pair_cells(cells, by, *, lesion=None, role="lesion"):
 
     Examples
     --------
+    >>> import pandas as pd
+    >>> from llmfmri.sweeps import pair_cells
     >>> cells = pd.DataFrame({"cell": ["s0none", "s0core", "s1none", "s1core"],
     ...                       "seed": [0, 0, 1, 1], "lesion": ["none", "core"] * 2,
     ...                       "lesion_role": ["intact", "lesion"] * 2, "draw": 0})
@@ -428,6 +430,7 @@ def group_analysis(results, task, *, regress=None, paired=None, lesion=None, cel
 
     Examples
     --------
+    >>> from llmfmri.sweeps import group_analysis
     >>> g = group_analysis(res, "science", paired="lesion")   # doctest: +SKIP
     >>> g.summary["n_pairs"], g.maps["z_score"]               # doctest: +SKIP
     """

@@ -250,6 +250,7 @@ def load_sweep(source):
 
     Examples
     --------
+    >>> from llmfmri.sweeps import load_sweep
     >>> sweep = load_sweep({"schema_version": 1, "name": "seeds", "paradigm": "template",
     ...                     "axes": {"seed": [0, 1, 2]}})
     >>> [c.label for c in sweep.cells()]

@@ -31,6 +31,7 @@ def parse_site(site):
 
     Examples
     --------
+    >>> from llmfmri.units import parse_site
     >>> parse_site("layers.3.mlp_act")
     (3, 'mlp_act')
     >>> parse_site("embed")
@@ -61,6 +62,7 @@ def format_site(layer, component):
 
     Examples
     --------
+    >>> from llmfmri.units import format_site
     >>> format_site(2, "resid_post")
     'layers.2.resid_post'
     """

@@ -25,6 +25,7 @@ def fold_size(n):
 
     Examples
     --------
+    >>> from llmfmri.units._space import fold_size
     >>> fold_size(768)
     (32, 24)
     >>> fold_size(576)
@@ -67,6 +68,7 @@ class UnitSpace:
 
     Examples
     --------
+    >>> from llmfmri.units import UnitSpace
     >>> space = UnitSpace({"layers.0.resid_post": 6, "layers.1.resid_post": 6})
     >>> space.n_units, space.shape
     (12, (3, 2, 2))
