@@ -439,7 +439,7 @@ def test_random_regions_respect_matrices_of_a_saved_region(tmp_path):
 
 def test_command_matrix_kinds_are_the_library_s():
     """The commands list the matrix kinds without importing the library: the same kinds."""
-    from llmfmri.commands.importance import _KINDS
+    from llmfmri.commands._common import MATRIX_KINDS as _KINDS  # what the parsers offer
     from llmfmri.lesions import MATRIX_KINDS
 
     assert tuple(_KINDS) == tuple(MATRIX_KINDS)

@@ -8,6 +8,10 @@ command's ``--out --model --revision --device --strategy --factor --n-random
 options below.
 """
 
+from pathlib import Path
+
+from ._common import MATRIX_KINDS, print_lesion_summary
+
 WEIGHT_EPILOG = """\
 weight lesions (instead of localized units):
   llmfmri lesion --weights runs/imp/region-core.json --controls runs/imp/region-bottom.json \\
@@ -52,15 +56,13 @@ def wants_weights(args):
 
 def _truncation_args(values):
     from .._utils import check_fraction, check_option
-    from .importance import _KINDS
-
     matrix, layer, rho = values
     try:
         layer, rho = int(layer), float(rho)
     except ValueError:
         raise ValueError(f"--truncation needs MATRIX LAYER RHO, e.g. 'mlp_in 27 0.01', but got "
                          f"{' '.join(values)!r}.") from None
-    check_option("--truncation MATRIX", matrix, _KINDS)
+    check_option("--truncation MATRIX", matrix, MATRIX_KINDS)
     if layer < 0:
         raise ValueError(f"--truncation LAYER must be a layer index >= 0, but got {layer}.")
     check_fraction("--truncation RHO", rho, inclusive=(True, True))
@@ -142,9 +144,6 @@ def _plan(args, model):
     return main, controls, 0
 
 
-from pathlib import Path  # noqa: E402  (the commands import argparse and pathlib only)
-
-
 def record_command(path, args):
     """Add the exact command line to a study's JSON (what ``llmfmri report`` shows)."""
     import json
@@ -191,12 +190,6 @@ def run_weights(args):
                                 overwrite=args.overwrite, verbose=args.verbose)
     record_command(Path(args.out) / "weight-lesion.json", args)
     print(main)
-    cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
-            "control_mean", "control_sd", "p_empirical"]
-    table = study.summary[study.summary["subset"] == "all"][cols]
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print("(intact, lesion: the measure; effect = lesion - intact; control_mean, control_sd: "
-          "the same effect under the control draws; p_empirical = (1 + controls at least as "
-          "extreme) / (1 + n_controls))")
+    print_lesion_summary(study)
     print(f"Wrote the weight-lesion tables and weight-lesion.json to {args.out}")
     return 0

@@ -1,5 +1,7 @@
 """``llmfmri importance --out DIR``: parameter importance over text sets, and its regions."""
 
+from ._common import MATRIX_KINDS, add_model_arguments
+
 NAME = "importance"
 HELP = "parameter importance |theta * dL/dtheta| over text sets, and the regions it defines"
 DESCRIPTION = (
@@ -23,18 +25,9 @@ Lesion a saved region with: llmfmri lesion --weights DIR/region-core.json --out 
 """
 
 
-#: the matrix kinds of llmfmri.lesions.MATRIX_KINDS (kept here: commands import argparse only)
-_KINDS = ("q", "k", "v", "o", "mlp_gate", "mlp_in", "mlp_out")
-
-
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", default=None,
-                        help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None,
-                        help="a Hub revision (branch, tag or commit) of --model")
-    parser.add_argument("--device", default="auto",
-                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
+    add_model_arguments(parser)
     parser.add_argument("--texts", nargs="+", default=None, metavar="SOURCE",
                         help="text sets: paradigms, .txt or .tsv files (default: domains)")
     parser.add_argument("--languages", nargs="+", default=None, metavar="LOCALE",
@@ -46,7 +39,7 @@ def add_arguments(parser):
                         choices=["core", "bottom", "random", "specific"],
                         help="regions to write (default: core, bottom, random, and specific "
                              "when there are two or more text sets)")
-    parser.add_argument("--kinds", nargs="+", default=None, choices=list(_KINDS),
+    parser.add_argument("--kinds", nargs="+", default=None, choices=list(MATRIX_KINDS),
                         help="matrix kinds (default all)")
     parser.add_argument("--n-random", type=int, default=1,
                         help="random regions matched to the core per matrix (default 1)")

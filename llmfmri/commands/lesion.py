@@ -5,6 +5,7 @@ RHO`` it lesions weights instead (:mod:`llmfmri.commands._lesion_weights`), with
 same controls, behaviour and tables.
 """
 
+from ._common import add_model_arguments, print_lesion_summary
 from ._lesion_weights import (WEIGHT_EPILOG, add_weight_arguments, record_command, run_weights,
                               wants_weights)
 
@@ -31,12 +32,7 @@ EPILOG = (
 
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder for the tables")
-    parser.add_argument("--model", default=None,
-                        help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None,
-                        help="a Hub revision (branch, tag or commit) of --model")
-    parser.add_argument("--device", default="auto",
-                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
+    add_model_arguments(parser)
     parser.add_argument("--localizer", default="language_localizer",
                         help="localizer paradigm: a library name or a YAML file "
                              "(default language_localizer)")
@@ -128,12 +124,6 @@ def run(args):
 
     record_command(Path(args.out) / "summary.json", args)
     print(study.network.describe())
-    cols = ["measure", "set", "subset", "control", "intact", "lesion", "effect",
-            "control_mean", "control_sd", "p_empirical"]
-    table = study.summary[study.summary["subset"] == "all"][cols]
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print("(intact, lesion: the measure; effect = lesion - intact; control_mean, control_sd: "
-          "the same effect under the control draws; p_empirical = (1 + controls at least as "
-          "extreme) / (1 + n_controls))")
+    print_lesion_summary(study)
     print(f"Wrote the tables and summary.json to {args.out}")
     return 0

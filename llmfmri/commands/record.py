@@ -1,5 +1,7 @@
 """``llmfmri record PARADIGM --out DIR``: record a paradigm's per-token activations."""
 
+from ._common import add_model_arguments
+
 NAME = "record"
 HELP = "record a paradigm's per-token activations to disk"
 DESCRIPTION = ("Run a paradigm through a model and stream one frame per token step (the chosen "
@@ -8,16 +10,13 @@ DESCRIPTION = ("Run a paradigm through a model and stream one frame per token st
 
 def add_arguments(parser):
     parser.add_argument("paradigm", help="paradigm YAML file")
-    parser.add_argument("--model", default=None,
-                        help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None)
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--sites", default="resid_post", nargs="+",
                         help="components (resid_post, attn_out, mlp_out, mlp_act), site names, "
                              "embed or all")
     parser.add_argument("--runs", type=int, nargs="+", default=None)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", help="storage dtype: float32 or float16")
     parser.add_argument("--model-dtype", default=None,
                         help="model parameter dtype (default float32)")

@@ -1,5 +1,8 @@
 """``llmfmri truncate --out DIR``: LASER's low-rank truncation search, as a lesion."""
 
+from ._common import MATRIX_KINDS, add_model_arguments
+
+
 NAME = "truncate"
 HELP = "low-rank truncation (matrix, layer, rho): search on validation items, report on test"
 DESCRIPTION = (
@@ -20,19 +23,11 @@ examples:
 """
 
 
-from .importance import _KINDS  # noqa: E402  (argparse-only module)
-
-
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", default=None,
-                        help="Hugging Face id or local directory (default: the default model)")
-    parser.add_argument("--revision", default=None,
-                        help="a Hub revision (branch, tag or commit) of --model")
-    parser.add_argument("--device", default="auto",
-                        help="auto (default: CUDA when present, else CPU), cpu, cuda:0...")
+    add_model_arguments(parser)
     parser.add_argument("--matrices", nargs="+", default=["mlp_in", "mlp_out"],
-                        choices=list(_KINDS),
+                        choices=list(MATRIX_KINDS),
                         help="matrix kinds tau (default mlp_in mlp_out)")
     parser.add_argument("--layers", nargs="+", type=int, default=None,
                         help="layers l (default every layer)")
