@@ -277,6 +277,19 @@ def test_save_networks_table_and_label_collisions(tmp_path, planted_maps):
     table = read_tsv(tmp_path / "networks.tsv")
     assert table["label"].tolist() == ["a", "b", "c"]
     assert table["inference"].tolist() == ["prompt"] * 3
+    # read back from the unit table and from the mask: the same units, label and threshold
+    space = nets["a"].units
+    for name in ("units", "mask"):
+        back = nw.load_network(tmp_path / table.loc[0, name], space)
+        assert np.array_equal(back.mask, nets["a"].mask) and back.label == "a"
+        assert back.inference == "prompt" and back.alpha == nets["a"].alpha
+    with pytest.raises(FileNotFoundError, match="needs the units it was chosen from"):
+        nw.load_network(tmp_path / table.loc[0, "units"])        # no units.tsv near it
+    space.to_tsv(tmp_path / "units.tsv")
+    assert nw.load_network(tmp_path / table.loc[0, "units"]).n_units == nets["a"].n_units
+    other = type(space)({"layers.9.resid_post": 3})
+    with pytest.raises(DataError, match="not in the unit space"):
+        nw.load_network(tmp_path / table.loc[0, "units"], other)
     clash = {"a_b": nets["a"], "aB": nets["b"]}
     with pytest.raises(OutputNameError, match="would both be written as"):
         nw.save_networks(clash, tmp_path / "other")

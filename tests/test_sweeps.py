@@ -589,3 +589,23 @@ def test_validate_checks_sweep_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "axes.lesion[1].factr: unknown key 'factr'" in err and "Did you mean 'factor'" in err
     assert "conditions" not in err          # not read as a paradigm
+
+
+def test_cells_load_models_without_transformers_progress_bars(tmp_path, monkeypatch):
+    """A sweep's progress is not buried under one 'Loading weights' bar per cell, and the
+    user's transformers setting is put back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    from llmfmri.sweeps._run import _load_quietly
+
+    seen = []
+    hf_logging.enable_progress_bar()
+    assert _load_quietly(lambda name, **kw: seen.append(hf_logging.is_progress_bar_enabled())
+                         or name, "m") == "m"
+    assert seen == [False] and hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        _load_quietly(lambda name, **kw: name, "m")
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

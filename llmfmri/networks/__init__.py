@@ -10,7 +10,7 @@ effect of the presented prompts (Clark 1973).
 
 - maps: :func:`task_map`, :func:`task_maps`, :class:`TaskMap`
 - networks: :class:`Network`, :func:`threshold`, :func:`top_k`,
-  :func:`random_network`, :func:`save_networks`
+  :func:`random_network`, :func:`save_networks`, :func:`load_network`
 - overlap: :func:`dice`, :func:`jaccard`, :func:`overlap_coefficient`,
   :func:`overlap_matrix`, :func:`conjunction`, :func:`overlap_test`,
   :func:`overlap_test_matrix`
@@ -33,7 +33,7 @@ Examples
 ([0, 1, 2], 'prompt')
 """
 
-from ._io import save_networks
+from ._io import load_network, save_networks
 from ._network import Network
 from ._overlap import (METRICS, OverlapMatrix, OverlapTest, conjunction, dice, jaccard,
                        overlap_coefficient, overlap_matrix, overlap_test, overlap_test_matrix)
@@ -51,6 +51,7 @@ __all__ = [
     "top_k",
     "random_network",
     "save_networks",
+    "load_network",
     "dice",
     "jaccard",
     "overlap_coefficient",

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .._utils import logger
 from ..exceptions import DataError
@@ -32,23 +31,13 @@ def _resolve(value, base_dir):
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def _find_units_table(path):
-    """The recording's ``units.tsv`` next to a network file, or one folder up (``analysis/..``)."""
-    for folder in (path.parent, path.parent.parent):
-        candidate = folder / "units.tsv"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_network_file(path, model=None, *, label=None):
     """A network saved by the networks step (``_units.tsv`` or ``_mask.nii.gz``), as a Network.
 
-    The unit space is the recording's ``units.tsv`` found next to the file or in
-    the folder above it (``llmfmri run`` writes networks to ``OUT/analysis/`` and
-    the recording's units to ``OUT/units.tsv``), so that controls are drawn
-    among the units the network was chosen from. Without it, a ``_units.tsv``
-    is placed in the full width of its sites in ``model``.
+    :func:`llmfmri.networks.load_network`, placed in the recording's ``units.tsv``
+    found next to the file or in the folder above it, so that controls are drawn
+    among the units the network was chosen from. Without it, a ``_units.tsv`` is
+    placed in the full width of its sites in ``model``.
 
     Parameters
     ----------
@@ -62,7 +51,6 @@ def load_network_file(path, model=None, *, label=None):
     Returns
     -------
     Network
-        With a UnitSpace, ``rule="threshold"``.
 
     Raises
     ------
@@ -71,49 +59,29 @@ def load_network_file(path, model=None, *, label=None):
     DataError
         A table without ``site`` and ``index`` columns, or units not in the unit space.
     """
-    import nibabel as nib
-
-    from ..networks import Network
+    from ..networks import load_network
     from ..units import UnitSpace
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Network file {path} does not exist.")
-    units_tsv = _find_units_table(path)
-    space = UnitSpace.from_tsv(units_tsv) if units_tsv is not None else None
     label = label or path.name
-    if path.name.endswith((".nii.gz", ".nii")):
-        if space is None:
-            raise FileNotFoundError(
-                f"The network mask {path} needs the recording's units.tsv (in {path.parent} or "
-                f"{path.parent.parent}) to place its voxels; give the network's _units.tsv "
-                "instead.")
-        mask = space.from_volume(np.asarray(nib.load(str(path)).dataobj)) > 0
-        return Network(mask, space, label=label)
+    try:
+        return load_network(path, label=label)
+    except FileNotFoundError:  # no units.tsv near it: a mask cannot be placed, a table can
+        if path.name.endswith((".nii.gz", ".nii")):
+            raise
     table = read_tsv(path, dtype={"site": str})
-    missing = [c for c in ("site", "index") if c not in table.columns]
-    if missing:
-        raise DataError(f"{path} is not a network's unit table: it lacks {missing} (columns: "
+    if "site" not in table.columns:
+        raise DataError(f"{path} is not a network's unit table: it lacks ['site'] (columns: "
                         f"{list(table.columns)}); give a _units.tsv of the networks step.")
-    if space is None:
-        if model is None:
-            raise DataError(f"No units.tsv next to {path}, and no model to size its sites.")
-        from ..models import get_adapter
+    if model is None:
+        raise DataError(f"No units.tsv next to {path}, and no model to size its sites.")
+    from ..models import get_adapter
 
-        adapter = get_adapter(model)
-        space = UnitSpace({s: adapter.site_size(s) for s in dict.fromkeys(table["site"])})
-    where = pd.MultiIndex.from_frame(space.table[["site", "index"]].astype({"index": np.int64}))
-    wanted = pd.MultiIndex.from_arrays([table["site"].astype(str),
-                                        table["index"].astype(np.int64)])
-    cols = where.get_indexer(wanted)
-    if (cols < 0).any():
-        bad = wanted[int(np.flatnonzero(cols < 0)[0])]
-        raise DataError(f"{path} names unit {bad} that is not in the unit space "
-                        f"({units_tsv or 'the model'}); the network comes from another "
-                        "recording.")
-    mask = np.zeros(space.n_units, dtype=bool)
-    mask[cols] = True
-    return Network(mask, space, label=label)
+    adapter = get_adapter(model)
+    space = UnitSpace({s: adapter.site_size(s) for s in dict.fromkeys(table["site"])})
+    return load_network(path, space, label=label)
 
 
 def _control_dimensions(model, layer, dim, n, random_state):

@@ -132,8 +132,8 @@ def _run_steps(sweep, cell, folder, threads):
     torch.set_num_threads(threads)
     params = cell.params
     paradigm = _paradigm(sweep, params.get("seed"))
-    model = load_model(_resolve_model(params.get("model"), sweep.base_dir),
-                       revision=params.get("revision"))
+    model = _load_quietly(load_model, _resolve_model(params.get("model"), sweep.base_dir),
+                          revision=params.get("revision"))
     extra = {}
     # the lesion is active for every step of the cell; closing the stack restores the model
     with contextlib.ExitStack() as stack:
@@ -154,6 +154,20 @@ def _run_steps(sweep, cell, folder, threads):
             extra["behaviour"] = score_cell_behaviour(model, sweep.behaviour, sweep.base_dir,
                                                       folder)
     return extra
+
+
+def _load_quietly(load_model, name, **kwargs):
+    """Load a cell's model without transformers' per-file progress bars (one per cell would
+    bury the sweep's own progress); the bars' setting is put back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return load_model(name, **kwargs)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _versions():
