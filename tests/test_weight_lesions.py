@@ -391,9 +391,18 @@ def test_dimension_profile_scan_and_controls(tiny_models):
                              factor=50.0)
     assert cmp["n_controls"].tolist() == [5] and len(cmp.attrs["controls"]) == 5
     assert 1 / 6 <= cmp["p_empirical"].iloc[0] <= 1
+    # the controls are random_dimensions' draw, as for `llmfmri lesion --dimension` and sweeps
+    from llmfmri.lesions import random_dimensions
+
+    crit = [int(d) for d in scan.critical(1)]
+    drawn = random_dimensions(model, 1, 5, exclude=crit, random_state=0)
+    assert sorted(cmp.attrs["controls"]["dim"]) == drawn and not set(drawn) & set(crit)
+    assert random_dimensions(model, 1, 5, exclude=crit, random_state=0) == drawn
     assert _same(model, state)
     with pytest.raises(DataError, match="only 31 dimensions outside"):
         compare_dimensions(model, TEXTS, layer=1, dims=[0], n_controls=40)
+    with pytest.raises(DataError, match="only 31 dimensions outside"):
+        random_dimensions(model, 1, 32, exclude=[0])
 
 
 def test_region_files_are_packed_bits_and_version_1_still_reads(tmp_path):

@@ -86,10 +86,8 @@ def _check_settings(args):
 
 def _plan(args, model):
     """The lesion and its controls from the command line."""
-    import numpy as np
-
     from ..lesions import (SVDCache, Truncation, WeightLesion, dimension_region, load_region,
-                           random_regions)
+                           random_dimensions, random_regions)
 
     strategy, factor, sigma, seed = args.strategy, args.factor, args.sigma, args.seed
     _check_settings(args)
@@ -122,14 +120,8 @@ def _plan(args, model):
         region = dimension_region(model, layer, dim, **kw)
         main = make(region)
         if n_random:
-            from ..models import get_adapter
-
-            adapter = get_adapter(model)
-            width = adapter.d_model if args.dimension_space == "residual" else adapter.d_mlp
-            pool = np.array([d for d in range(width) if d != dim])
-            rng = np.random.default_rng(seed)
-            dims = sorted(int(d) for d in rng.choice(pool, size=min(n_random, pool.size),
-                                                     replace=False))
+            dims = random_dimensions(model, layer, n_random, exclude=[dim],
+                                     space=args.dimension_space, random_state=seed)
             controls["random"] = [make(dimension_region(model, layer, d, **kw)) for d in dims]
         return main, controls, 0
     region = load_region(args.weights)

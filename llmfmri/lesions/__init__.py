@@ -29,7 +29,8 @@ Weight lesions edit the weights instead (restored bit for bit when the block exi
   :func:`load_region`, :func:`load_importance`
 - weight lesions: :func:`weight_lesion`, :class:`WeightLesion` (zero, scale, noise)
 - dimensions: :func:`dimension_region`, :func:`dimension_lesion`,
-  :func:`dimension_scan`, :func:`compare_dimensions`, :func:`dimension_profile`
+  :func:`dimension_scan`, :func:`compare_dimensions`, :func:`dimension_profile`,
+  :func:`random_dimensions` (the control dimensions)
 - low-rank truncation (LASER): :func:`truncate`, :class:`Truncation`,
   :class:`SVDCache`, :func:`truncation_search`; in-context recall:
   :func:`recall_items`, :func:`score_recall`, :func:`recall_table`
@@ -64,7 +65,8 @@ from ._study import (DEFAULT_TASKS, LOCALIZER_STATISTICS, LesionStudy, behaviour
 from ._units import LesionUnits
 from ._catalogs import CATALOG_DOMAINS, catalog_languages, catalog_texts
 from ._dimensions import (DIMENSION_SPACES, DimensionScan, compare_dimensions, dimension_lesion,
-                          dimension_profile, dimension_region, dimension_scan)
+                          dimension_profile, dimension_region, dimension_scan,
+                          random_dimensions)
 from ._freeze import ForgettingStudy, TrainingRun, forgetting_study, further_training
 from ._importance import ParameterImportance, load_importance, parameter_importance
 from ._recall import (GENERIC_TOKENS, IOI_NAMES, IOI_TEMPLATES, recall_items, recall_table,
@@ -132,6 +134,7 @@ __all__ = [
     "dimension_scan",
     "DimensionScan",
     "compare_dimensions",
+    "random_dimensions",
     "truncate",
     "Truncation",
     "truncation_rank",

@@ -25,7 +25,7 @@ from ._regions import WeightRegion, _shapes
 from ._weights import WeightLesion, parse_matrix_name, weight_lesion
 
 __all__ = ["DIMENSION_SPACES", "dimension_region", "dimension_lesion", "dimension_profile",
-           "dimension_scan", "DimensionScan", "compare_dimensions"]
+           "dimension_scan", "DimensionScan", "compare_dimensions", "random_dimensions"]
 
 #: Which slices of which matrices read / write a dimension: kind -> "row" or "col".
 _SLICES = {
@@ -304,6 +304,52 @@ def dimension_scan(model, texts, *, layer, dims=None, strategy="scale", factor=4
 
 
 @with_verbose
+def random_dimensions(model, layer, n, *, exclude=(), space="residual", random_state=0):
+    """``n`` random dimensions of ``layer``, outside ``exclude``: the controls of a dimension.
+
+    Every control draw of a dimension lesion (:func:`compare_dimensions`,
+    ``llmfmri lesion --dimension``, a sweep's ``dimension`` lesion) comes from
+    here, so the same seed gives the same controls everywhere.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or dict of matrix name -> shape
+    layer : int
+    n : int
+        Number of dimensions, >= 0.
+    exclude : list of int, default=()
+        Dimensions never drawn (the lesioned one).
+    space : {"residual", "mlp"}, default="residual"
+    random_state : int or numpy Generator, default=0
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct.
+
+    Raises
+    ------
+    DataError
+        When fewer than ``n`` dimensions remain outside ``exclude``.
+
+    Examples
+    --------
+    >>> from llmfmri.lesions import random_dimensions
+    >>> from llmfmri.models import tiny_model
+    >>> random_dimensions(tiny_model("llama"), 1, 3, exclude=[5], random_state=0)
+    [16, 20, 25]
+    """
+    n = check_positive_int("n", n, minimum=0)
+    width = _width(_shapes(model), int(layer), space)
+    taken = {int(d) for d in exclude}
+    pool = np.array([d for d in range(width) if d not in taken])
+    if pool.size < n:
+        raise DataError(f"Layer {layer} has only {pool.size} dimensions outside {sorted(taken)}; "
+                        f"ask for fewer controls (got {n}).")
+    rng = check_random_state(random_state)
+    return sorted(int(d) for d in rng.choice(pool, size=n, replace=False))
+
+
 def compare_dimensions(model, texts, *, layer, dims, n_controls=20, exclude=None,
                        strategy="scale", factor=4.0, side="both", space="residual", sigma=None,
                        random_state=0, batch_size=8, max_length=None, progress=False,
@@ -328,16 +374,11 @@ def compare_dimensions(model, texts, *, layer, dims, n_controls=20, exclude=None
     """
     from ._controls import compare_to_controls
 
-    rng = check_random_state(random_state)
     n_controls = check_positive_int("n_controls", n_controls)
     dims = [int(d) for d in np.atleast_1d(np.asarray(dims, dtype=np.int64))]
-    width = _width(_shapes(model), int(layer), space)
-    taken = set(dims) | set(int(d) for d in (exclude if exclude is not None else []))
-    pool = np.array([d for d in range(width) if d not in taken])
-    if pool.size < n_controls:
-        raise DataError(f"Layer {layer} has only {pool.size} dimensions outside dims and "
-                        f"exclude; ask for fewer n_controls (got {n_controls}).")
-    controls = sorted(int(d) for d in rng.choice(pool, size=n_controls, replace=False))
+    controls = random_dimensions(model, layer, n_controls,
+                                 exclude=dims + [int(d) for d in (exclude or [])], space=space,
+                                 random_state=random_state)
     scan = dimension_scan(model, texts, layer=layer, dims=dims + controls, strategy=strategy,
                           factor=factor, side=side, space=space, sigma=sigma,
                           random_state=random_state, batch_size=batch_size,

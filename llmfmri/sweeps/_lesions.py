@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .._utils import logger
 from ..exceptions import DataError
 from ..io import read_tsv, write_tsv
@@ -84,22 +82,6 @@ def load_network_file(path, model=None, *, label=None):
     return load_network(path, space, label=label)
 
 
-def _control_dimensions(model, layer, dim, n, random_state):
-    """``n`` random residual dimensions of ``layer`` other than ``dim`` (sorted)."""
-    from ..models import get_adapter
-
-    width = int(get_adapter(model).d_model)
-    if not 0 <= dim < width:
-        raise DataError(f"dimension {dim} is outside the residual stream of width {width} "
-                        f"(0..{width - 1}).")
-    pool = np.array([d for d in range(width) if d != dim])
-    if pool.size < n:
-        raise DataError(f"Layer {layer} has only {pool.size} other dimensions to draw {n} "
-                        "controls from.")
-    rng = np.random.default_rng(random_state)
-    return sorted(int(d) for d in rng.choice(pool, size=n, replace=False))
-
-
 def _lesion_context(model, spec, role, draw, base_dir):
     """The context manager of one lesion (or of its control draw ``draw``), and its description."""
     import llmfmri.lesions as ls
@@ -137,8 +119,9 @@ def _lesion_context(model, spec, role, draw, base_dir):
             region = ls.random_regions(region, n, random_state=rs)[draw - 1]
     else:
         layer, dim = (int(x) for x in spec["dimension"])
+        ls.dimension_region(model, layer, dim)  # the lesioned dimension exists, even in a control
         if control:
-            dim = _control_dimensions(model, layer, dim, n, rs)[draw - 1]
+            dim = ls.random_dimensions(model, layer, n, exclude=[dim], random_state=rs)[draw - 1]
         region = ls.dimension_region(model, layer, dim)
     les = ls.WeightLesion(region, strategy, factor=spec.get("factor"), sigma=spec.get("sigma"),
                           random_state=rs if strategy == "noise" else None)
