@@ -21,6 +21,7 @@ from .._utils import (check_fraction, check_option, check_positive_int, check_ra
                       logger, progress_bar, with_verbose)
 from ..exceptions import DataError
 from ._regions import WeightRegion, random_regions
+from ._scoring import pad_id
 from ._weights import model_matrices
 
 __all__ = ["further_training", "TrainingRun", "forgetting_study", "ForgettingStudy"]
@@ -156,7 +157,7 @@ def further_training(model, texts, *, region=None, eval_texts=None, steps=50, lr
     while len(order) < steps * batch_size:
         order.extend(rng.permutation(len(windows)).tolist())
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
 
     all_params = list(model.named_parameters())
     saved = {n: p.detach().clone() for n, p in all_params} if restore else None

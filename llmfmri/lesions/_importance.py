@@ -24,6 +24,7 @@ from .._utils import (check_fraction, check_option, check_positive_int, logger, 
                       with_verbose)
 from ..exceptions import DataError
 from ._regions import WeightRegion, _stem
+from ._scoring import pad_id, pad_right
 from ._weights import model_matrices, parse_matrix_name
 
 __all__ = ["ParameterImportance", "parameter_importance", "load_importance"]
@@ -318,15 +319,10 @@ def _batch_loss(model, windows, idx, pad, device):
     import torch
 
     batch = [windows[j] for j in idx]
-    width = max(len(w) for w, _ in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    target = torch.full((len(batch), width - 1), -100, dtype=torch.long)
+    ids, mask = pad_right([w for w, _ in batch], pad)
+    target = torch.full((len(batch), ids.shape[1] - 1), -100, dtype=torch.long)
     for i, (w, first) in enumerate(batch):
-        t = torch.as_tensor(w)
-        ids[i, :len(w)] = t
-        mask[i, :len(w)] = 1
-        target[i, first - 1:len(w) - 1] = t[first:]
+        target[i, first - 1:len(w) - 1] = torch.as_tensor(w[first:])
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                    use_cache=False).logits
     return torch.nn.functional.cross_entropy(
@@ -415,7 +411,7 @@ def parameter_importance(model, texts, *, kinds=None, layers=None, tokenizer=Non
             raise DataError(f"Text set {name!r} has no token to score (each text needs at "
                             "least two tokens).")
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     native = all(p.dtype == torch.float32 for p in params)
     scores, n_tokens = {}, {}
     total = sum(len(w) for w in windows.values())

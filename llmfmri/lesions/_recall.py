@@ -18,6 +18,7 @@ import pandas as pd
 
 from .._utils import check_positive_int, check_random_state
 from ..exceptions import DataError
+from ._scoring import pad_id, pad_right
 
 __all__ = ["IOI_NAMES", "IOI_TEMPLATES", "GENERIC_TOKENS", "recall_items", "score_recall",
            "recall_table"]
@@ -166,7 +167,7 @@ def score_recall(model, items, *, tokenizer=None, generic=GENERIC_TOKENS, batch_
     sub = [tokenizer(" " + b, add_special_tokens=False)["input_ids"] for b in items["subject"]]
     prompts = [tokenizer(p)["input_ids"] for p in items["prompt"]]
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     probs = np.zeros((len(prompts), 2 + len(gen_ids)))
     # one pass per sequence: the prompt (+ a multi-token name, teacher-forced)
     seqs = [(k, None, prompts[k]) for k in range(len(prompts))]
@@ -176,12 +177,7 @@ def score_recall(model, items, *, tokenizer=None, generic=GENERIC_TOKENS, batch_
     with torch.no_grad():
         for b0 in range(0, len(seqs), batch_size):
             batch = seqs[b0:b0 + batch_size]
-            width = max(len(q) for _, _, q in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, (_, _, q) in enumerate(batch):
-                ids[i, :len(q)] = torch.as_tensor(q)
-                mask[i, :len(q)] = 1
+            ids, mask = pad_right([q for _, _, q in batch], pad)
             logp = torch.log_softmax(model(input_ids=ids.to(device),
                                            attention_mask=mask.to(device),
                                            use_cache=False).logits.float(), -1).double().cpu()

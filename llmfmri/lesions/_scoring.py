@@ -132,6 +132,31 @@ def _windows(ids, max_length, stride):
     return out
 
 
+def pad_id(tokenizer):
+    """The id padding a batch: the tokenizer's pad token, else 0 (padding is masked out)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def pad_right(seqs, pad):
+    """Token-id sequences as one right-padded batch.
+
+    Returns
+    -------
+    ids, mask : torch.LongTensor of shape (len(seqs), longest)
+        ``ids`` holds each sequence from position 0 then ``pad``; ``mask`` is 1
+        on the sequence, 0 on the padding (the ``attention_mask``).
+    """
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(s)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
 def score_texts(model, texts, *, tokenizer=None, max_length=None, stride=None, batch_size=8,
                 progress=False):
     """Token-level negative log-likelihood of each text, with a sliding window.
@@ -190,19 +215,14 @@ def score_texts(model, texts, *, tokenizer=None, max_length=None, stride=None, b
                 if len(win) > first:
                     jobs.append((len(rows) - 1, win, first))
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     order = sorted(range(len(jobs)), key=lambda j: len(jobs[j][1]))  # less padding
     bar = progress_bar(total=len(jobs), desc="score texts", unit="window", verbose=progress)
     try:
         with torch.no_grad():
             for b0 in range(0, len(order), batch_size):
                 batch = [jobs[j] for j in order[b0:b0 + batch_size]]
-                width = max(len(w) for _, w, _ in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for i, (_, w, _) in enumerate(batch):
-                    ids[i, :len(w)] = torch.as_tensor(w)
-                    mask[i, :len(w)] = 1
+                ids, mask = pad_right([w for _, w, _ in batch], pad)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                use_cache=False).logits.float()
                 logp = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -282,13 +302,7 @@ def _continuation_nll(model, pairs, batch_size):
     with torch.no_grad():
         for b0 in range(0, len(order), batch_size):
             batch = order[b0:b0 + batch_size]
-            seqs = [pairs[j][0] + pairs[j][1] for j in batch]
-            width = max(len(x) for x in seqs)
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, x in enumerate(seqs):
-                ids[i, :len(x)] = torch.as_tensor(x)
-                mask[i, :len(x)] = 1
+            ids, mask = pad_right([pairs[j][0] + pairs[j][1] for j in batch], 0)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                            use_cache=False).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1)

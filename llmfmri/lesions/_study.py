@@ -383,6 +383,46 @@ def _record_localizer(model, localizer, recording, sites, batch_size):
     return rec, tmp
 
 
+#: how :func:`behaviour_table` makes its intervals (recorded in every study's settings)
+CI_METHODS = {"perplexity": "percentile bootstrap over items (2000 resamples)",
+              "accuracy": "Wilson score interval over items"}
+
+
+def score_conditions(model, conditions, enter, *, texts, tasks, batch_size, max_length,
+                     who="study"):
+    """Per-item behaviour of the model under each condition of a lesion study.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    conditions : list of (kind, draw, lesion or None)
+        ``("intact", 0, None)``, ``("lesion", 0, ...)``, then the controls.
+    enter : callable
+        ``enter(lesion)`` returns the context manager that applies it (a unit
+        lesion, a weight lesion...); ``None`` runs the intact model.
+    texts, tasks, batch_size, max_length
+        As :func:`score_behaviour`.
+    who : str
+        Names the study in the log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`score_behaviour`'s rows with ``condition`` and ``draw`` first.
+    """
+    parts = []
+    for kind, k, les in conditions:
+        t0 = time.time()
+        with contextlib.nullcontext() if les is None else enter(les):
+            items = score_behaviour(model, texts=texts, tasks=tasks, batch_size=batch_size,
+                                    max_length=max_length)
+        items.insert(0, "draw", k)
+        items.insert(0, "condition", kind)
+        parts.append(items)
+        logger.info("%s: %s %d scored in %.1f s", who, kind, k, time.time() - t0)
+    return pd.concat(parts, ignore_index=True)
+
+
 @with_verbose
 def localizer_study(model, *, localizer="language_localizer", contrast="sentences - nonwords",
                     statistic="welch_abs", fraction=0.01, per_layer=False, sites="resid_post",
@@ -485,23 +525,15 @@ def localizer_study(model, *, localizer="language_localizer", contrast="sentence
         conditions += [(kind, k, net) for kind, nets in controls.items()
                        for k, net in enumerate(nets)]
         reference = rec if strategy in ("mean", "noise", "resample") else None
-        parts = []
-        for kind, k, net in conditions:
-            t0 = time.time()
-            ctx = contextlib.nullcontext() if net is None else lesion(
-                model, Lesion(net, strategy, reference=reference, factor=factor,
-                              random_state=random_state))
-            with ctx:
-                items = score_behaviour(model, texts=text_sets, tasks=task_list,
-                                        batch_size=batch_size, max_length=max_length)
-            items.insert(0, "draw", k)
-            items.insert(0, "condition", kind)
-            parts.append(items)
-            logger.info("localizer_study: %s %d scored in %.1f s", kind, k, time.time() - t0)
+        items = score_conditions(
+            model, conditions,
+            lambda net: lesion(model, Lesion(net, strategy, reference=reference, factor=factor,
+                                             random_state=random_state)),
+            texts=text_sets, tasks=task_list, batch_size=batch_size, max_length=max_length,
+            who="localizer_study")
     finally:
         if tmp is not None:
             tmp.cleanup()
-    items = pd.concat(parts, ignore_index=True)
     behaviour = behaviour_table(items, random_state=random_state)
     summary = compare_conditions(behaviour, controls=tuple(controls))
     settings = {
@@ -516,8 +548,7 @@ def localizer_study(model, *, localizer="language_localizer", contrast="sentence
         "tasks": [t.name for t in task_list],
         "model": getattr(model, "llmfmri_info", {}).get("model_id"),
         "seconds": round(time.time() - started, 1),
-        "ci": {"perplexity": "percentile bootstrap over items (2000 resamples)",
-               "accuracy": "Wilson score interval over items"},
+        "ci": dict(CI_METHODS),
     }
     study = LesionStudy(stat, network, controls, items, behaviour, summary, settings,
                         magnitude=mag)

@@ -10,7 +10,6 @@ size, perplexity per text set on held-out texts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._utils import check_positive_int, logger, with_verbose
+from .._utils import check_positive_int, with_verbose
 from ..exceptions import DataError
 from ._regions import WeightRegion, random_regions
 from ._weights import WeightLesion, _is_lesion, weight_lesion
@@ -148,7 +147,7 @@ def weight_lesion_study(model, lesion, *, controls=None, n_random=5, texts=None,
     from ..io import OutputSet
     from ..paradigm import Paradigm, load_paradigm
     from ._scoring import load_texts
-    from ._study import behaviour_table, compare_conditions, score_behaviour
+    from ._study import CI_METHODS, behaviour_table, compare_conditions, score_conditions
 
     n_random = check_positive_int("n_random", n_random, minimum=0)
     main = _as_lesion(lesion, strategy, factor, sigma, random_state)
@@ -175,18 +174,9 @@ def weight_lesion_study(model, lesion, *, controls=None, n_random=5, texts=None,
     conditions = [("intact", 0, None), ("lesion", 0, main)]
     conditions += [(kind, k, les) for kind, lst in ctrl.items() for k, les in enumerate(lst)]
     started = time.time()
-    parts = []
-    for kind, k, les in conditions:
-        t0 = time.time()
-        ctx = contextlib.nullcontext() if les is None else weight_lesion(model, les)
-        with ctx:
-            items = score_behaviour(model, texts=text_sets, tasks=task_list,
-                                    batch_size=batch_size, max_length=max_length)
-        items.insert(0, "draw", k)
-        items.insert(0, "condition", kind)
-        parts.append(items)
-        logger.info("weight_lesion_study: %s %d scored in %.1f s", kind, k, time.time() - t0)
-    items = pd.concat(parts, ignore_index=True)
+    items = score_conditions(model, conditions, lambda les: weight_lesion(model, les),
+                             texts=text_sets, tasks=task_list, batch_size=batch_size,
+                             max_length=max_length, who="weight_lesion_study")
     behaviour = behaviour_table(items, random_state=random_state)
     summary = compare_conditions(behaviour, controls=tuple(ctrl))
     settings = {"lesion": main.describe(), "n_random": len(ctrl.get("random", ())),
@@ -194,9 +184,7 @@ def weight_lesion_study(model, lesion, *, controls=None, n_random=5, texts=None,
                 "text_sets": {k: len(v) for k, v in text_sets.items()},
                 "tasks": [t.name for t in task_list], "random_state": random_state,
                 "model": getattr(model, "llmfmri_info", {}).get("model_id"),
-                "seconds": round(time.time() - started, 1),
-                "ci": {"perplexity": "percentile bootstrap over items (2000 resamples)",
-                       "accuracy": "Wilson score interval over items"}}
+                "seconds": round(time.time() - started, 1), "ci": dict(CI_METHODS)}
     study = WeightLesionStudy(main, ctrl, items, behaviour, summary, settings)
     if out is not None:
         study.save(out, overwrite=overwrite)
