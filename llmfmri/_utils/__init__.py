@@ -12,7 +12,8 @@ Nothing here imports torch, matplotlib or any heavy dependency.
 """
 
 from .files import (atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                    check_writable, get_data_home, new_file_mode, sha256_file)
+                    check_writable, get_data_home, new_file_mode, package_versions,
+                    sha256_file)
 from .logging import (find_stack_level, logger, progress_bar, set_verbose, use_log_level,
                       verbose_level, warn, with_verbose)
 from .validation import (allowed_values, check_columns, check_fraction, check_option,
@@ -24,6 +25,6 @@ __all__ = [
     "atomic_write_text", "check_columns", "check_fraction", "check_option",
     "check_positive_int", "check_random_state", "check_shape", "check_writable",
     "did_you_mean", "find_stack_level", "get_data_home", "logger", "new_file_mode",
-    "progress_bar",
-    "renamed", "set_verbose", "sha256_file", "use_log_level", "verbose_level", "warn", "with_verbose",
+    "package_versions", "progress_bar", "renamed", "set_verbose", "sha256_file", "use_log_level",
+    "verbose_level", "warn", "with_verbose",
 ]

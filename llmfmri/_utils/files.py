@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "get_data_home",
+    "package_versions",
     "new_file_mode",
     "check_writable",
     "atomic_path",
@@ -136,6 +137,26 @@ def atomic_write_json(path, obj, *, overwrite=False):
     """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`atomic_write_bytes`)."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n",
                              overwrite=overwrite)
+
+
+def package_versions(names):
+    """Installed versions of ``names`` (None when not installed) and Python's, for provenance.
+
+    Returns
+    -------
+    dict of str -> str or None
+    """
+    import importlib.metadata
+    import platform
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
 
 
 def sha256_file(path, *, chunk_size=1 << 20):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._utils import (atomic_write_json, check_option, check_positive_int, logger, progress_bar,
-                      use_log_level, warn)
+from .._utils import (atomic_write_json, check_option, check_positive_int, logger,
+                      package_versions, progress_bar, use_log_level, warn)
 from ..exceptions import ContextLengthError, StorageWarning
 from ..io import RunPaths, bids_label
 from ..units import UnitSpace
@@ -25,14 +23,7 @@ _PACKAGES = ("llmfmri", "torch", "transformers", "numpy", "zarr")
 
 
 def _versions():
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    out["python"] = platform.python_version()
-    return out
+    return package_versions(_PACKAGES)
 
 
 def _prompt_seed(seed, run, prompt_id):

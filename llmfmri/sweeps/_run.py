@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._utils import atomic_write_json, logger, progress_bar, use_log_level
+from .._utils import atomic_write_json, logger, package_versions, progress_bar, use_log_level
 from ._spec import Sweep, load_sweep
 
 __all__ = ["run_sweep", "run_cell", "SweepRun", "cell_dir", "cell_status"]
@@ -171,16 +171,7 @@ def _load_quietly(load_model, name, **kwargs):
 
 
 def _versions():
-    import importlib.metadata
-
-    out = {}
-    for name in ("llmfmri", "torch", "transformers", "numpy", "ray"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    out["python"] = platform.python_version()
-    return out
+    return package_versions(("llmfmri", "torch", "transformers", "numpy", "ray"))
 
 
 def _sweep_from_dict(d):
