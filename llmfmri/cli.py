@@ -1,4 +1,4 @@
-"""The ``llmfmri`` command: ``run | fetch | validate | record | glm | report | lesion | mfa | sweep``.
+"""The ``llmfmri`` command and its subcommands (``run``, ``record``, ``glm``, ``lesion``...).
 
 Every command lives in :mod:`llmfmri.commands` and is registered the same way
 (see that module for how to add one). :func:`main` alone turns exceptions into

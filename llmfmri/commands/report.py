@@ -13,7 +13,8 @@ DESCRIPTION = (
 )
 EPILOG = ("Examples:\n"
           "  llmfmri report runs/demo     (writes runs/demo/analysis/report.html)\n"
-          "  llmfmri report runs/lesion   (a lesion study's folder: writes runs/lesion/report.html)")
+          "  llmfmri report runs/lesion   (a lesion study's folder: "
+          "writes runs/lesion/report.html)")
 
 
 def add_arguments(parser):

@@ -326,7 +326,7 @@ class WeightRegion:
         outputs.add_json(f"{name}.json", meta)
 
     def save(self, path, *, overwrite=False):
-        """Write ``<stem>.safetensors`` (one mask per matrix, one bit per weight) and ``<stem>.json``.
+        """Write ``<stem>.safetensors`` (a mask per matrix, a bit per weight) and ``<stem>.json``.
 
         The masks are ``numpy.packbits`` of each matrix's row-major boolean mask
         (uint8); ``np.unpackbits(a, count=m * n).reshape(m, n).astype(bool)``

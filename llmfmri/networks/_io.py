@@ -163,8 +163,8 @@ def load_network(path, units=None, *, label=None):
         rows = read_tsv(listing, dtype={"label": str})
         for row in rows.to_dict(orient="records"):
             if path.name in (row.get("mask"), row.get("units")):
-                meta = {k: row.get(k) for k in ("label", "contrast", "inference", "alpha",
-                                                 "correction") if k in row}
+                keys = ("label", "contrast", "inference", "alpha", "correction")
+                meta = {k: row.get(k) for k in keys if k in row}
                 break
     meta = {k: v for k, v in meta.items() if not (isinstance(v, float) and np.isnan(v))}
     meta["label"] = label or meta.get("label") or path.name

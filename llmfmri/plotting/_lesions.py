@@ -126,8 +126,8 @@ class LesionEffectDisplay(Display):
     @classmethod
     def from_study(cls, study, **kwargs):
         """The behaviour of a ``LesionStudy`` or ``WeightLesionStudy`` (see :meth:`from_table`)."""
-        label = kwargs.pop("label", None) or getattr(getattr(study, "lesion", None), "label",
-                                                      None)
+        lesion = getattr(study, "lesion", None)
+        label = kwargs.pop("label", None) or getattr(lesion, "label", None)
         return cls.from_table(study.behaviour, label=label, **kwargs)
 
     @property
